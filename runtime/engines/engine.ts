@@ -1,0 +1,42 @@
+import type {
+  EngineKind,
+  EngineOutput,
+  EngineRequest,
+  KvCacheEvent,
+  WorkerLoad,
+} from "../protocol/mod.ts";
+
+/** What an engine tells its worker about itself once it is ready; it goes into the model card. */
+export interface EngineInfo {
+  readonly kind: EngineKind;
+  readonly blockSizeTokens: number;
+  readonly totalKvBlocks: number;
+  readonly maxNumSeqs: number;
+  readonly maxNumBatchedTokens: number;
+  readonly contextLengthTokens: number;
+}
+
+/** A worker's load without its identity (the worker adds `worker_id` and `dp_rank`). */
+export type EngineLoad = Omit<WorkerLoad, "worker_id" | "dp_rank">;
+
+/**
+ * An inference engine as a worker sees it: the in-process mocker, or an adapter for an
+ * external vLLM / SGLang / TensorRT-LLM process. Every implementation runs the shared
+ * engine conformance tests.
+ */
+export interface Engine {
+  /** Resolves once the engine can serve requests; rejects if it cannot start. */
+  start(signal?: AbortSignal): Promise<EngineInfo>;
+  /**
+   * Streams the output of one request. Aborting `signal` cancels it and frees its resources;
+   * the stream then ends (possibly with a last item whose finish_reason is "cancelled").
+   * Errors are DynamoErrors (`invalid_request` for a request the engine refuses).
+   */
+  generate(request: EngineRequest, signal: AbortSignal): AsyncIterable<EngineOutput>;
+  /** The current load, for the event plane. */
+  load(): EngineLoad;
+  /** Registers a listener for the engine's KV cache events; returns an unsubscribe function. */
+  onKvEvents(listener: (events: readonly KvCacheEvent[]) => void): () => void;
+  /** Stops the engine; in-flight requests end with "cancelled". */
+  stop(): Promise<void>;
+}
