@@ -1,6 +1,31 @@
 /**
- * Engines: the Engine interface workers drive, and its implementations (the mocker today).
- * Does not know about discovery or the request plane.
+ * Engines: the Engine interface workers drive, its shared conformance tests, and its
+ * implementations (the mocker today). Does not know about discovery or the request plane.
  * @module
  */
 export type { Engine, EngineInfo, EngineLoad } from "./engine.ts";
+export {
+  type EngineConformanceOptions,
+  type EngineUnderTest,
+  runEngineConformance,
+} from "./conformance.ts";
+export {
+  buildMockerVocabulary,
+  decodeTimeMs,
+  MockerCore,
+  type MockerCoreDeps,
+  MockerEngine,
+  type MockerEngineDeps,
+  type MockerOptions,
+  type MockerOptionsInput,
+  MockerOptionsSchema,
+  type MockerOutput,
+  type MockerPassStats,
+  type MockerStep,
+  type MockerVocabulary,
+  passDurationMs,
+  type PerfModel,
+  polynomialPerfModel,
+  prefillTimeMs,
+  resolveMockerOptions,
+} from "./mocker/mod.ts";
