@@ -6,7 +6,8 @@
  * Usage: deno run -A put_and_wait.ts <rootDir> <instanceId>
  */
 import { BUCKETS, discoveryKey } from "../../protocol/mod.ts";
-import { FileDiscovery, sampleEndpoint } from "../mod.ts";
+import { FileDiscovery } from "../mod.ts";
+import { sampleEndpoint } from "../conformance.ts";
 
 const [rootDir, idText] = Deno.args;
 if (rootDir === undefined || idText === undefined) {
