@@ -62,7 +62,9 @@ export class Logger {
 
   #log(level: LogLevel, message: string, fields?: Fields): void {
     if (!this.enabled(level)) return;
-    let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.component}: ${message}`;
+    let line = `${new Date().toISOString()} ${
+      level.toUpperCase().padEnd(5)
+    } ${this.component}: ${message}`;
     if (fields !== undefined) {
       for (const [key, value] of Object.entries(fields)) {
         if (value === undefined) continue;
@@ -75,7 +77,9 @@ export class Logger {
 
 function formatValue(value: unknown): string {
   if (value instanceof Error) return JSON.stringify(value.message);
-  if (typeof value === "string") return /^[\w.:/@%+-]+$/.test(value) ? value : JSON.stringify(value);
+  if (typeof value === "string") {
+    return /^[\w.:/@%+-]+$/.test(value) ? value : JSON.stringify(value);
+  }
   if (typeof value === "bigint") return value.toString();
   return JSON.stringify(value) ?? String(value);
 }

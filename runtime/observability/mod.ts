@@ -3,13 +3,6 @@
  * follow Dynamo's (`dynamo_frontend_*`, `dynamo_component_*`); each role owns its registry.
  * @module
  */
-export {
-  getLogLevel,
-  LOG_LEVELS,
-  Logger,
-  type LogLevel,
-  setLogLevel,
-  setLogSink,
-} from "./log.ts";
+export { getLogLevel, LOG_LEVELS, Logger, type LogLevel, setLogLevel, setLogSink } from "./log.ts";
 export { Counter, Gauge, Histogram, Registry } from "prom-client";
 export { exponentialBuckets } from "./buckets.ts";

@@ -1,0 +1,175 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Context } from "hono";
+import { asDynamoError, DynamoError, httpStatusOf, toOpenAIErrorBody } from "../errors/mod.ts";
+import { Logger } from "../observability/mod.ts";
+import type { Clock } from "../util/mod.ts";
+import type { FrontendMetrics } from "./metrics.ts";
+import type { ModelRegistry, ServedModel } from "./model_registry.ts";
+import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./openai_schemas.ts";
+import { openApiDocument } from "./openapi.ts";
+import type { Pipeline } from "./pipeline.ts";
+import { preprocessChat, preprocessCompletion } from "./preprocess.ts";
+import { runCompletion } from "./request_handler.ts";
+import { parseBody, readJsonBody } from "./validation.ts";
+
+const log = new Logger("frontend.http");
+
+export interface FrontendDeps {
+  readonly registry: ModelRegistry;
+  readonly pipeline: Pipeline;
+  readonly metrics: FrontendMetrics;
+  readonly clock: Clock;
+  readonly namespace: string;
+  /** Largest accepted request body. */
+  readonly maxBodyBytes: number;
+  /** Deadline for one request, end to end. */
+  readonly requestTimeoutMs: number;
+  /** True once shutdown has begun: /live answers 503 so load balancers drain us. */
+  readonly isShuttingDown: () => boolean;
+}
+
+/**
+ * The OpenAI-compatible HTTP API as a value: routes are registered here and the app is
+ * returned, so tests drive it with `app.request()` and only `cli/` binds a socket.
+ */
+export function createFrontendApp(deps: FrontendDeps): Hono {
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(c, asDynamoError(err)));
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      new DynamoError("not_found", "no_route", `No route for ${c.req.method} ${c.req.path}`),
+    )
+  );
+  const limit = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: (c) =>
+      errorResponse(
+        c,
+        new DynamoError(
+          "invalid_request",
+          "body_too_large",
+          `Request body is larger than the limit of ${deps.maxBodyBytes} bytes`,
+          { httpStatus: 413 },
+        ),
+      ),
+  });
+
+  app.get(
+    "/v1/models",
+    (c) => c.json({ object: "list", data: deps.registry.models().map(modelObject) }),
+  );
+  app.get("/v1/models/:id{.+}", (c) => {
+    const model = deps.registry.get(c.req.param("id"));
+    if (model === undefined) throw unknownModel(deps.registry, c.req.param("id"));
+    return c.json(modelObject(model));
+  });
+
+  app.post("/v1/chat/completions", limit, async (c) => {
+    const body = parseBody(ChatCompletionRequestSchema, await readJsonBody(c.req.raw));
+    const model = lookupModel(deps.registry, body.model);
+    const requestId = crypto.randomUUID();
+    const pre = preprocessChat(body, model, { requestId, pinnedInstanceId: pinnedWorker(c) });
+    const ids = {
+      id: `chatcmpl-${requestId}`,
+      created: nowS(deps),
+      model: body.model,
+      endpoint: "chat_completions" as const,
+    };
+    return await runCompletion(deps, model, pre, ids, c.req.raw.signal);
+  });
+
+  app.post("/v1/completions", limit, async (c) => {
+    const body = parseBody(CompletionRequestSchema, await readJsonBody(c.req.raw));
+    const model = lookupModel(deps.registry, body.model);
+    const requestId = crypto.randomUUID();
+    const pre = preprocessCompletion(body, model, { requestId, pinnedInstanceId: pinnedWorker(c) });
+    const ids = {
+      id: `cmpl-${requestId}`,
+      created: nowS(deps),
+      model: body.model,
+      endpoint: "completions" as const,
+    };
+    return await runCompletion(deps, model, pre, ids, c.req.raw.signal);
+  });
+
+  app.get("/health", (c) => {
+    const instances = deps.registry.endpoints().map((e) => ({
+      component: e.component,
+      endpoint: e.endpoint,
+      instance_id: e.instance_id,
+      namespace: e.namespace,
+      transport: e.transport,
+    }));
+    const endpoints = [
+      ...new Set(instances.map((i) => `dyn://${i.namespace}.${i.component}.${i.endpoint}`)),
+    ].sort();
+    return c.json({ status: "healthy", endpoints, instances });
+  });
+  app.get(
+    "/live",
+    (c) =>
+      deps.isShuttingDown() ? c.json({ status: "shutting_down" }, 503) : c.json({ status: "live" }),
+  );
+  app.get("/metrics", async (c) => {
+    const text = await deps.metrics.registry.metrics();
+    return c.body(text, 200, { "content-type": deps.metrics.registry.contentType });
+  });
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  return app;
+}
+
+function nowS(deps: FrontendDeps): number {
+  return Math.floor(deps.clock.nowMs() / 1000);
+}
+
+function modelObject(m: ServedModel): Record<string, unknown> {
+  return { id: m.name, object: "model", created: 0, owned_by: "dynamo" };
+}
+
+function lookupModel(registry: ModelRegistry, name: string): ServedModel {
+  const model = registry.get(name);
+  if (model === undefined) throw unknownModel(registry, name);
+  return model;
+}
+
+function unknownModel(registry: ModelRegistry, name: string): DynamoError {
+  if (registry.isKnown(name)) {
+    return new DynamoError(
+      "unavailable",
+      "no_workers",
+      `Model "${name}" has no live worker right now; retry shortly`,
+      { param: "model", retryAfterS: 1 },
+    );
+  }
+  return new DynamoError("not_found", "model_not_found", `The model "${name}" does not exist`, {
+    param: "model",
+  });
+}
+
+/** A worker pinned by header (`x-worker-instance-id`, decimal); it overrides nvext. */
+function pinnedWorker(c: Context): number | undefined {
+  const header = c.req.header("x-worker-instance-id");
+  if (header === undefined) return undefined;
+  const id = Number(header);
+  if (!Number.isSafeInteger(id) || id <= 0) {
+    throw new DynamoError(
+      "invalid_request",
+      "invalid_header",
+      `Invalid x-worker-instance-id header: "${header}" (expected a decimal instance id)`,
+      { param: "x-worker-instance-id" },
+    );
+  }
+  return id;
+}
+
+function errorResponse(c: Context, err: DynamoError): Response {
+  const status = httpStatusOf(err);
+  if (err.errorClass === "internal") {
+    log.error("Request failed", { path: c.req.path, error: err, cause: String(err.cause ?? "") });
+  }
+  const headers: Record<string, string> = {};
+  if (err.retryAfterS !== undefined) headers["retry-after"] = String(Math.ceil(err.retryAfterS));
+  return c.json(toOpenAIErrorBody(err), status as 400, headers);
+}

@@ -1,0 +1,12 @@
+/**
+ * Frontend: the OpenAI-compatible HTTP API (a Hono app built as a value), the model registry
+ * that follows discovery, preprocessing (chat template, tokenization), the request pipeline
+ * (pre-route stages, worker selection, dispatch) and response rendering (SSE or JSON).
+ * Binding a socket is the CLI's job.
+ * @module
+ */
+export { createFrontendApp, type FrontendDeps } from "./app.ts";
+export { type FrontendConfig, type FrontendRole, startFrontendRole } from "./frontend_role.ts";
+export { FrontendMetrics } from "./metrics.ts";
+export { ModelRegistry, type ServedModel, type ServingWorker } from "./model_registry.ts";
+export { Pipeline, type PreRouteStage, type StreamCaller } from "./pipeline.ts";
