@@ -13,8 +13,12 @@ export const ENV = {
   tcpRpcHost: "DYN_TCP_RPC_HOST",
   /** Port the request plane binds (0 = any free port). */
   tcpRpcPort: "DYN_TCP_RPC_PORT",
-  /** Largest request-plane frame, in bytes. */
+  /** Largest request-plane frame, in bytes (default 32 MiB). */
   tcpMaxMessageSize: "DYN_TCP_MAX_MESSAGE_SIZE",
+  /** Seconds a request-plane connect may take before the worker counts as unreachable (default 3). */
+  tcpConnectTimeout: "DYN_TCP_CONNECT_TIMEOUT",
+  /** Set by `dynamo serve` for its children: they exit if this process dies. */
+  parentPid: "DYN_PARENT_PID",
   /** Frontend HTTP port. */
   httpPort: "DYN_HTTP_PORT",
   /** Router mode for frontends. */

@@ -1,0 +1,6 @@
+/**
+ * Worker: one engine instance made reachable — request-plane endpoint, load and KV events on
+ * the event plane, registration in discovery once ready, graceful drain on shutdown.
+ * @module
+ */
+export { TOPICS, type WorkerConfig, type WorkerDeps, WorkerRoleHandle } from "./worker_role.ts";

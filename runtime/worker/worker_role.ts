@@ -1,0 +1,309 @@
+import { hostname } from "node:os";
+import type { DiscoveryBackend } from "../discovery/mod.ts";
+import type { Engine, EngineInfo } from "../engines/mod.ts";
+import { DynamoError } from "../errors/mod.ts";
+import { Logger } from "../observability/mod.ts";
+import {
+  BUCKETS,
+  discoveryKey,
+  type EngineRequest,
+  EngineRequestSchema,
+  MODEL_TYPE,
+  type ModelCard,
+  type RouterEvent,
+  type WorkerLoad,
+  type WorkerRole,
+} from "../protocol/mod.ts";
+import {
+  componentSubject,
+  EventPublisher,
+  namespaceSubject,
+  registerEventChannel,
+  RequestPlaneServer,
+} from "../transport/mod.ts";
+import { type Clock, randomInstanceId } from "../util/mod.ts";
+
+const log = new Logger("worker");
+
+/** Event-plane topics a worker publishes (Dynamo's names). */
+export const TOPICS = { load: "kv_metrics", kvEvents: "kv-events" } as const;
+
+export interface WorkerConfig {
+  readonly namespace: string;
+  readonly component: string;
+  readonly endpoint: string;
+  readonly modelName: string;
+  readonly modelPath: string;
+  /** Directory with tokenizer.json / tokenizer_config.json. */
+  readonly tokenizerDir: string;
+  readonly role: WorkerRole;
+  /** Host the request plane and event publisher bind (may be 0.0.0.0). */
+  readonly host: string;
+  /** Host other processes use to reach this worker (a routable address, never 0.0.0.0). */
+  readonly advertiseHost: string;
+  /** Largest request-plane frame, in bytes. */
+  readonly maxFrameBytes: number;
+  readonly port: number;
+  readonly loadIntervalMs: number;
+  readonly drainTimeoutMs: number;
+}
+
+export interface WorkerDeps {
+  readonly discovery: DiscoveryBackend;
+  readonly engine: Engine;
+  readonly clock: Clock;
+  /** The engine's EOS ids for the model card. */
+  readonly eosTokenIds: readonly number[];
+}
+
+/**
+ * One engine instance made reachable: serves the request plane, publishes load and KV
+ * events on the event plane, and registers its endpoint and model card in discovery only
+ * once the engine is ready. `shutdown()` deregisters first, then drains, then stops.
+ */
+export class WorkerRoleHandle {
+  readonly instanceId: number;
+  readonly info: EngineInfo;
+  readonly #deps: WorkerDeps;
+  readonly #config: WorkerConfig;
+  readonly #server: RequestPlaneServer;
+  readonly #publisher: EventPublisher;
+  readonly #keys: { bucket: string; key: string }[];
+  readonly #stopLoad: () => void;
+  readonly #stopKv: () => void;
+  #closed: Promise<void> | undefined;
+
+  private constructor(init: {
+    instanceId: number;
+    info: EngineInfo;
+    deps: WorkerDeps;
+    config: WorkerConfig;
+    server: RequestPlaneServer;
+    publisher: EventPublisher;
+    keys: { bucket: string; key: string }[];
+    stopLoad: () => void;
+    stopKv: () => void;
+  }) {
+    this.instanceId = init.instanceId;
+    this.info = init.info;
+    this.#deps = init.deps;
+    this.#config = init.config;
+    this.#server = init.server;
+    this.#publisher = init.publisher;
+    this.#keys = init.keys;
+    this.#stopLoad = init.stopLoad;
+    this.#stopKv = init.stopKv;
+  }
+
+  /** Address of the request plane, `host:port`. */
+  get address(): string {
+    return `${hostForAddress(this.#config.advertiseHost)}:${this.#server.port}`;
+  }
+
+  static async start(deps: WorkerDeps, config: WorkerConfig): Promise<WorkerRoleHandle> {
+    const instanceId = randomInstanceId();
+    const server = await RequestPlaneServer.listen({
+      host: config.host,
+      port: config.port,
+      maxFrameBytes: config.maxFrameBytes,
+    });
+    const publisher = await EventPublisher.bind({
+      host: config.host,
+      advertiseHost: config.advertiseHost,
+      publisherId: instanceId,
+    }).catch(async (err) => {
+      await server.close({ drainMs: 0 });
+      throw err;
+    });
+    try {
+      server.register(
+        config.endpoint,
+        (payload, ctx) => generate(deps.engine, payload, ctx.signal),
+      );
+      const info = await deps.engine.start();
+      const stopKv = relayKvEvents(deps.engine, publisher, config, instanceId);
+      const stopLoad = publishLoad(deps, publisher, config, instanceId);
+      const keys = await register(deps, config, { instanceId, info, server, publisher });
+      log.info("Worker ready", {
+        model: config.modelName,
+        instance_id: instanceId.toString(16),
+        address: `${config.advertiseHost}:${server.port}`,
+        engine: info.kind,
+      });
+      return new WorkerRoleHandle({
+        instanceId,
+        info,
+        deps,
+        config,
+        server,
+        publisher,
+        keys,
+        stopLoad,
+        stopKv,
+      });
+    } catch (err) {
+      await server.close({ drainMs: 0 });
+      await publisher.close();
+      throw err;
+    }
+  }
+
+  /** Deregisters, drains in-flight requests (bounded), stops the engine. Idempotent. */
+  shutdown(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    log.info("Worker shutting down: deregistering, then draining", {
+      inflight: this.#server.inflightStreams,
+      drain_timeout_ms: this.#config.drainTimeoutMs,
+    });
+    for (const { bucket, key } of this.#keys) {
+      await this.#deps.discovery.delete(bucket as never, key).catch((err) =>
+        log.warn("Cannot deregister", { key, error: err })
+      );
+    }
+    await this.#server.close({ drainMs: this.#config.drainTimeoutMs });
+    this.#stopLoad();
+    this.#stopKv();
+    await this.#deps.engine.stop();
+    await this.#publisher.close();
+    log.info("Worker stopped", { instance_id: this.instanceId.toString(16) });
+  }
+}
+
+async function* generate(engine: Engine, payload: unknown, signal: AbortSignal) {
+  const parsed = EngineRequestSchema.safeParse(payload);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new DynamoError(
+      "invalid_request",
+      "invalid_engine_request",
+      `Invalid engine request at ${issue.path.join(".") || "(root)"}: ${issue.message}`,
+    );
+  }
+  yield* engine.generate(parsed.data as EngineRequest, signal);
+}
+
+async function register(
+  deps: WorkerDeps,
+  config: WorkerConfig,
+  parts: {
+    instanceId: number;
+    info: EngineInfo;
+    server: RequestPlaneServer;
+    publisher: EventPublisher;
+  },
+): Promise<{ bucket: string; key: string }[]> {
+  const { instanceId, info, server, publisher } = parts;
+  const proc = { hostname: hostname(), pid: Deno.pid };
+  const channels = [
+    {
+      topic: TOPICS.load,
+      bucketKey: discoveryKey(config.namespace, config.component, TOPICS.load, instanceId),
+    },
+    {
+      topic: TOPICS.kvEvents,
+      bucketKey: discoveryKey(config.namespace, config.component, TOPICS.kvEvents, instanceId),
+    },
+  ];
+  for (const c of channels) {
+    await registerEventChannel(deps.discovery, {
+      namespace: config.namespace,
+      component: config.component,
+      topic: c.topic,
+      instanceId,
+      endpoint: publisher.endpoint,
+    });
+  }
+  const key = discoveryKey(config.namespace, config.component, config.endpoint, instanceId);
+  await deps.discovery.put(BUCKETS.instances, key, {
+    type: "Endpoint",
+    namespace: config.namespace,
+    component: config.component,
+    endpoint: config.endpoint,
+    instance_id: instanceId,
+    transport: {
+      tcp: `${server.host}:${server.port}/${instanceId.toString(16)}/${config.endpoint}`,
+    },
+    ...proc,
+  });
+  await deps.discovery.put(BUCKETS.models, key, {
+    type: "Model",
+    namespace: config.namespace,
+    component: config.component,
+    endpoint: config.endpoint,
+    instance_id: instanceId,
+    card_json: modelCard(deps, config, info),
+    ...proc,
+  });
+  // Model and endpoint go first on shutdown so no new request is routed here.
+  return [
+    { bucket: BUCKETS.models, key },
+    { bucket: BUCKETS.instances, key },
+    ...channels.map((c) => ({ bucket: BUCKETS.eventChannels, key: c.bucketKey })),
+  ];
+}
+
+function modelCard(deps: WorkerDeps, config: WorkerConfig, info: EngineInfo): ModelCard {
+  return {
+    display_name: config.modelName,
+    source_path: config.modelPath,
+    tokenizer_dir: config.tokenizerDir,
+    chat_template_file: `${config.tokenizerDir}/tokenizer_config.json`,
+    context_length: info.contextLengthTokens,
+    kv_cache_block_size: info.blockSizeTokens,
+    model_type: config.role === "prefill"
+      ? MODEL_TYPE.prefill
+      : MODEL_TYPE.chat | MODEL_TYPE.completions,
+    engine: info.kind,
+    role: config.role,
+    eos_token_ids: [...deps.eosTokenIds],
+    runtime_config: {
+      total_kv_blocks: info.totalKvBlocks,
+      max_num_seqs: info.maxNumSeqs,
+      max_num_batched_tokens: info.maxNumBatchedTokens,
+      data_parallel_size: 1,
+    },
+  };
+}
+
+function publishLoad(
+  deps: WorkerDeps,
+  publisher: EventPublisher,
+  config: WorkerConfig,
+  instanceId: number,
+): () => void {
+  const subject = namespaceSubject(config.namespace, TOPICS.load);
+  const tick = (): void => {
+    const load: WorkerLoad = { worker_id: instanceId, dp_rank: 0, ...deps.engine.load() };
+    publisher.publish(subject, load);
+  };
+  tick();
+  const timer = setInterval(tick, config.loadIntervalMs);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
+}
+
+/** Relays the engine's KV events with per-worker event ids starting at 1 (Dynamo's rule). */
+function relayKvEvents(
+  engine: Engine,
+  publisher: EventPublisher,
+  config: WorkerConfig,
+  instanceId: number,
+): () => void {
+  const subject = componentSubject(config.namespace, config.component, TOPICS.kvEvents);
+  let nextId = 1;
+  return engine.onKvEvents((events) => {
+    for (const ev of events) {
+      const routed: RouterEvent = { worker_id: instanceId, event: { ...ev, event_id: nextId++ } };
+      publisher.publish(subject, routed);
+    }
+  });
+}
+
+/** IPv6 literals go in brackets in `host:port` addresses. */
+function hostForAddress(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
