@@ -1,0 +1,3 @@
+import { main } from "./cli/mod.ts";
+
+Deno.exit(await main(Deno.args));
