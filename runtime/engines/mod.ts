@@ -1,14 +1,9 @@
 /**
- * Engines: the Engine interface workers drive, its shared conformance tests, and its
- * implementations (the mocker today). Does not know about discovery or the request plane.
+ * Engines: the Engine interface workers drive and its implementations (the mocker today).
+ * Does not know about discovery or the request plane.
  * @module
  */
 export type { Engine, EngineInfo, EngineLoad } from "./engine.ts";
-export {
-  type EngineConformanceOptions,
-  type EngineUnderTest,
-  runEngineConformance,
-} from "./conformance.ts";
 export {
   buildMockerVocabulary,
   decodeTimeMs,

@@ -12,7 +12,12 @@ export interface KvStoredBlock {
 }
 
 export type KvCacheEventData =
-  | { readonly stored: { readonly parent_hash: bigint | null; readonly blocks: readonly KvStoredBlock[] } }
+  | {
+    readonly stored: {
+      readonly parent_hash: bigint | null;
+      readonly blocks: readonly KvStoredBlock[];
+    };
+  }
   | { readonly removed: { readonly block_hashes: readonly bigint[] } }
   | "cleared";
 

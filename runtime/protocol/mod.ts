@@ -36,9 +36,4 @@ export {
   type FinishReason,
   type WorkerLoad,
 } from "./engine_io.ts";
-export type {
-  KvCacheEvent,
-  KvCacheEventData,
-  KvStoredBlock,
-  RouterEvent,
-} from "./kv_event.ts";
+export type { KvCacheEvent, KvCacheEventData, KvStoredBlock, RouterEvent } from "./kv_event.ts";

@@ -94,7 +94,8 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
 export function timeoutSignal(ms: number, what: string): AbortSignal {
   const controller = new AbortController();
   const timer = setTimeout(
-    () => controller.abort(new DynamoError("timeout", "timed_out", `${what} timed out after ${ms} ms`)),
+    () =>
+      controller.abort(new DynamoError("timeout", "timed_out", `${what} timed out after ${ms} ms`)),
     ms,
   );
   Deno.unrefTimer(timer);

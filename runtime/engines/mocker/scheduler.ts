@@ -165,10 +165,12 @@ export class VllmScheduler {
         // The first token carries usage too, so a client that stops early (a stop string)
         // still learns how many prompt tokens were served from the prefix cache.
         const first = r.generatedTokens === 1;
-        outputs.push(first ? { requestId: r.id, tokenIds: [token], usage: r.usage() } : {
-          requestId: r.id,
-          tokenIds: [token],
-        });
+        outputs.push(
+          first ? { requestId: r.id, tokenIds: [token], usage: r.usage() } : {
+            requestId: r.id,
+            tokenIds: [token],
+          },
+        );
       } else {
         outputs.push(this.#finish(r, reason, [token]));
         finished = true;
