@@ -78,10 +78,13 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[]):
   const positionals = parsed.tokens
     .filter((t) => t.kind === "positional" && t.index < restStart)
     .map((t) => (t as { value: string }).value);
+  const raw = parsed.values as Record<string, string | boolean | undefined>;
+  const help = raw["help"] === true;
   const values: Record<string, FlagValue> = {};
   const explicit = new Set<string>();
-  const raw = parsed.values as Record<string, string | boolean | undefined>;
   for (const spec of specs) {
+    // --help always works, even when a flag or an environment variable holds a bad value.
+    if (help) break;
     const given = raw[spec.name];
     if (given !== undefined) explicit.add(spec.name);
     const fromEnv = spec.env === undefined ? undefined : readEnv(spec.env);
@@ -95,7 +98,7 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[]):
     explicit,
     positionals,
     rest: argv.slice(restStart),
-    help: raw["help"] === true,
+    help,
   };
 }
 

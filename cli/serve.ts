@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { loadRecipe, type Recipe } from "../runtime/config/mod.ts";
 import { defaultDiscoveryDir } from "../runtime/discovery/mod.ts";
 import { DynamoError } from "../runtime/errors/mod.ts";
@@ -17,7 +18,7 @@ const log = new Logger("serve");
 export const serveCommand: Command = {
   name: "serve",
   summary: "Start a whole deployment from a recipe: frontend and workers as supervised processes",
-  usage: "--recipe FILE [--http-port N] [--router-mode MODE] [--discovery-dir DIR]",
+  usage: "--recipe FILE|NAME [--http-port N] [--router-mode MODE] [--discovery-dir DIR]",
   details: [
     "A recipe (YAML) names the model, the frontend and the worker groups; see the README's",
     '"Recipes" section. Flags given here override the recipe. Crashed roles are restarted',
@@ -26,7 +27,12 @@ export const serveCommand: Command = {
     "Example: dynamo serve --recipe recipes/quickstart.yaml",
   ].join("\n"),
   flags: [
-    { name: "recipe", type: "string", valueName: "file", help: "Recipe file (YAML)" },
+    {
+      name: "recipe",
+      type: "string",
+      valueName: "file",
+      help: "Recipe file (YAML), or the name of a bundled recipe (quickstart)",
+    },
     {
       name: "http-port",
       type: "int",
@@ -47,7 +53,7 @@ export const serveCommand: Command = {
     if (recipePath === undefined) throw new UsageError("Missing required flag --recipe");
     let recipe: Recipe;
     try {
-      recipe = await loadRecipe(recipePath);
+      recipe = await loadRecipe(resolveRecipePath(recipePath));
     } catch (err) {
       if (err instanceof DynamoError) throw new UsageError(err.message);
       throw err;
@@ -226,4 +232,24 @@ function announceWhenReady(url: string, model: string, workers: number): { cance
     }
   })();
   return { cancel: () => controller.abort() };
+}
+
+/**
+ * A recipe is a file path, or the name of a recipe bundled with dynamo (`quickstart`), so
+ * the single-file build can start the quickstart without a checkout.
+ */
+function resolveRecipePath(value: string): string {
+  try {
+    Deno.statSync(value);
+    return value;
+  } catch {
+    if (!/^[a-z0-9-]+$/.test(value)) return value;
+    const bundled = fileURLToPath(new URL(`../recipes/${value}.yaml`, import.meta.url));
+    try {
+      Deno.statSync(bundled);
+      return bundled;
+    } catch {
+      return value;
+    }
+  }
 }

@@ -78,7 +78,13 @@ export class RunningDynamo {
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error(`No output line matched ${re} within ${timeoutMs} ms:\n${this.lines.slice(-30).join("\n")}`));
+        reject(
+          new Error(
+            `No output line matched ${re} within ${timeoutMs} ms:\n${
+              this.lines.slice(-30).join("\n")
+            }`,
+          ),
+        );
       }, timeoutMs);
       this.#waiters.push({
         re,
@@ -131,7 +137,9 @@ export async function eventually<T>(
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
 }

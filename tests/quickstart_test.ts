@@ -46,10 +46,18 @@ Deno.test({
       "--discovery-dir",
       discoveryDir,
     ]);
-    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "unused", maxRetries: 0 });
+    const client = new OpenAI({
+      baseURL: `http://127.0.0.1:${port}/v1`,
+      apiKey: "unused",
+      maxRetries: 0,
+    });
     try {
       await serve.waitForLine(/dynamo serve: ready/, 60_000);
-      await eventually(async () => (await status(discoveryDir)).length === 2 ? true : undefined, 15_000, "two workers");
+      await eventually(
+        async () => (await status(discoveryDir)).length === 2 ? true : undefined,
+        15_000,
+        "two workers",
+      );
 
       await t.step("lists the model", async () => {
         const models = await client.models.list();
@@ -62,9 +70,8 @@ Deno.test({
           messages: [{ role: "user", content: "Say something." }],
           max_tokens: 12,
           temperature: 0,
-          // @ts-ignore: dynamo extension
-          ignore_eos: true,
-        });
+          ignore_eos: true, // a dynamo (and vLLM) extension
+        } as OpenAI.ChatCompletionCreateParamsNonStreaming);
         assert.equal(res.object, "chat.completion");
         assert.equal(res.choices[0]!.finish_reason, "length");
         assert.equal(res.usage?.completion_tokens, 12);
@@ -77,49 +84,58 @@ Deno.test({
         assert.equal(res.usage?.prompt_tokens, expected);
       });
 
-      await t.step("streams a chat whose chunks agree with usage and with the unary answer", async () => {
-        const request = {
-          model: MODEL,
-          messages: [{ role: "user" as const, content: "Tell me a story." }],
-          max_tokens: 20,
-          temperature: 0,
-          ignore_eos: true,
-        };
-        const unary = await client.chat.completions.create(request);
-        const stream = await client.chat.completions.create({
-          ...request,
-          stream: true,
-          stream_options: { include_usage: true },
-        });
-        let text = "";
-        let contentChunks = 0;
-        let finish: string | null = null;
-        let usage: OpenAI.CompletionUsage | undefined;
-        for await (const chunk of stream) {
-          if (chunk.usage) usage = chunk.usage;
-          const choice = chunk.choices[0];
-          if (choice === undefined) continue;
-          if (choice.delta.content) {
-            text += choice.delta.content;
-            contentChunks++;
+      await t.step(
+        "streams a chat whose chunks agree with usage and with the unary answer",
+        async () => {
+          const request = {
+            model: MODEL,
+            messages: [{ role: "user" as const, content: "Tell me a story." }],
+            max_tokens: 20,
+            temperature: 0,
+            ignore_eos: true,
+          };
+          const unary = await client.chat.completions.create(request);
+          const stream = await client.chat.completions.create({
+            ...request,
+            stream: true,
+            stream_options: { include_usage: true },
+          });
+          let text = "";
+          let contentChunks = 0;
+          let finish: string | null = null;
+          let usage: OpenAI.CompletionUsage | undefined;
+          for await (const chunk of stream) {
+            if (chunk.usage) usage = chunk.usage;
+            const choice = chunk.choices[0];
+            if (choice === undefined) continue;
+            if (choice.delta.content) {
+              text += choice.delta.content;
+              contentChunks++;
+            }
+            if (choice.finish_reason) finish = choice.finish_reason;
           }
-          if (choice.finish_reason) finish = choice.finish_reason;
-        }
-        assert.equal(finish, "length");
-        assert.equal(usage?.completion_tokens, 20);
-        assert.equal(contentChunks, 20, "one content chunk per generated token");
-        assert.equal(text, unary.choices[0]!.message.content);
-        assert.deepEqual(usage, unary.usage);
-      });
+          assert.equal(finish, "length");
+          assert.equal(usage?.completion_tokens, 20);
+          assert.equal(contentChunks, 20, "one content chunk per generated token");
+          assert.equal(text, unary.choices[0]!.message.content);
+          assert.deepEqual(usage, unary.usage);
+        },
+      );
 
       await t.step("completes text, reusing the cached prefix of a repeated prompt", async () => {
         const prompt = "The history of the city begins with a small river crossing. ".repeat(30);
         const first = await client.completions.create({ model: MODEL, prompt, max_tokens: 5 });
         assert.equal(first.object, "text_completion");
         assert.ok(first.choices[0]!.text.length > 0);
-        const pinned = { "x-worker-instance-id": String((await status(discoveryDir))[0]!.instance_id) };
-        const a = await client.completions.create({ model: MODEL, prompt, max_tokens: 5 }, { headers: pinned });
-        const b = await client.completions.create({ model: MODEL, prompt, max_tokens: 5 }, { headers: pinned });
+        const pinned = {
+          "x-worker-instance-id": String((await status(discoveryDir))[0]!.instance_id),
+        };
+        const a = await client.completions.create({ model: MODEL, prompt, max_tokens: 5 }, {
+          headers: pinned,
+        });
+        const b = await client.completions.create({ model: MODEL, prompt, max_tokens: 5 }, {
+          headers: pinned,
+        });
         assert.equal(a.usage?.prompt_tokens, b.usage?.prompt_tokens);
         // @ts-ignore: prompt_tokens_details is part of the usage object
         const cached = b.usage?.prompt_tokens_details?.cached_tokens as number;
@@ -142,7 +158,11 @@ Deno.test({
 
       await t.step("rejects a malformed request with a 400 in OpenAI's error format", async () => {
         await assert.rejects(
-          client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "x" }], temperature: 7 }),
+          client.chat.completions.create({
+            model: MODEL,
+            messages: [{ role: "user", content: "x" }],
+            temperature: 7,
+          }),
           (err: unknown) => {
             assert.ok(err instanceof OpenAI.BadRequestError);
             assert.equal(err.status, 400);
@@ -164,32 +184,42 @@ Deno.test({
 
       await t.step("answers 404 for an unknown model", async () => {
         await assert.rejects(
-          client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }),
+          client.chat.completions.create({
+            model: "nope",
+            messages: [{ role: "user", content: "x" }],
+          }),
           (err: unknown) => err instanceof OpenAI.NotFoundError,
         );
       });
 
-      await t.step("drops a SIGKILLed worker from discovery within 15 s and keeps serving", async () => {
-        const before = await status(discoveryDir);
-        assert.equal(before.length, 2);
-        const victim = before[0]!;
-        const killedAt = Date.now();
-        Deno.kill(victim.pid, "SIGKILL");
-        await eventually(async () => {
-          const rows = await status(discoveryDir);
-          return rows.some((r) => r.instance_id === victim.instance_id) ? undefined : true;
-        }, 15_000, `instance ${victim.instance_id} to leave discovery`);
-        const goneAfterMs = Date.now() - killedAt;
-        console.log(`killed worker left discovery after ${goneAfterMs} ms`);
-        for (let i = 0; i < 8; i++) {
-          const res = await client.chat.completions.create({
-            model: MODEL,
-            messages: [{ role: "user", content: `Request ${i}` }],
-            max_tokens: 4,
-          });
-          assert.ok(res.choices[0]!.finish_reason !== null);
-        }
-      });
+      await t.step(
+        "drops a SIGKILLed worker from discovery within 15 s and keeps serving",
+        async () => {
+          const before = await status(discoveryDir);
+          assert.equal(before.length, 2);
+          const victim = before[0]!;
+          const killedAt = Date.now();
+          Deno.kill(victim.pid, "SIGKILL");
+          await eventually(
+            async () => {
+              const rows = await status(discoveryDir);
+              return rows.some((r) => r.instance_id === victim.instance_id) ? undefined : true;
+            },
+            15_000,
+            `instance ${victim.instance_id} to leave discovery`,
+          );
+          const goneAfterMs = Date.now() - killedAt;
+          console.log(`killed worker left discovery after ${goneAfterMs} ms`);
+          for (let i = 0; i < 8; i++) {
+            const res = await client.chat.completions.create({
+              model: MODEL,
+              messages: [{ role: "user", content: `Request ${i}` }],
+              max_tokens: 4,
+            });
+            assert.ok(res.choices[0]!.finish_reason !== null);
+          }
+        },
+      );
     } finally {
       const rows = await status(discoveryDir).catch(() => []);
       const code = await serve.stop("SIGTERM");

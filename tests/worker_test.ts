@@ -1,0 +1,104 @@
+/**
+ * `dynamo frontend` and `dynamo worker` as separate processes, the way a multi-node
+ * deployment runs them: a worker that gets SIGTERM leaves discovery first, finishes the
+ * requests it is serving, and exits 0.
+ */
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+import { QWEN3_TOKENIZER_DIR } from "../runtime/llm/testing.ts";
+import { eventually, freePort, MODEL, runDynamo, RunningDynamo } from "./_harness.ts";
+
+Deno.test({
+  name: "dynamo worker drains in-flight requests on SIGTERM after leaving discovery",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "dynamo-worker-" });
+    const port = freePort();
+    const common = ["--discovery-dir", dir, "--namespace", "drain-test"];
+    const frontend = new RunningDynamo([
+      "frontend",
+      "--http-host",
+      "127.0.0.1",
+      "--http-port",
+      String(port),
+      ...common,
+    ]);
+    const worker = new RunningDynamo([
+      "worker",
+      "--model-path",
+      QWEN3_TOKENIZER_DIR,
+      "--model-name",
+      MODEL,
+      "--speedup-ratio",
+      "2",
+      ...common,
+    ]);
+    const client = new OpenAI({
+      baseURL: `http://127.0.0.1:${port}/v1`,
+      apiKey: "x",
+      maxRetries: 0,
+    });
+    try {
+      await worker.waitForLine(/Worker ready/, 30_000);
+      await eventually(
+        async () => {
+          const models = await client.models.list().catch(() => undefined);
+          return models?.data.length === 1 ? true : undefined;
+        },
+        30_000,
+        "the model to be listed",
+      );
+
+      // About 300 decode passes at ~3 ms each: still running when SIGTERM arrives.
+      const stream = await client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: "Go on for a while." }],
+        max_tokens: 300,
+        stream: true,
+        stream_options: { include_usage: true },
+        ignore_eos: true, // a dynamo (and vLLM) extension
+      } as OpenAI.ChatCompletionCreateParamsStreaming);
+      const iterator = stream[Symbol.asyncIterator]();
+      await iterator.next();
+      worker.child.kill("SIGTERM");
+      const status = await runDynamo(["status", "--json", ...common]);
+      let tokens = 0;
+      let usage: OpenAI.CompletionUsage | undefined;
+      for (let r = await iterator.next(); !r.done; r = await iterator.next()) {
+        if (r.value.choices[0]?.delta.content) tokens++;
+        if (r.value.usage) usage = r.value.usage;
+      }
+      assert.equal(usage?.completion_tokens, 300, "the in-flight request finished in full");
+      assert.ok(tokens >= 298);
+      const code = await worker.stop("SIGTERM");
+      assert.equal(code.code, 0, worker.lines.slice(-10).join("\n"));
+      assert.ok(
+        worker.lines.some((l) => /draining inflight=1/.test(l)),
+        "SIGTERM arrived while the request was in flight",
+      );
+      // It left discovery as soon as SIGTERM arrived, while its request was still running.
+      await eventually(
+        async () => {
+          const rows = JSON.parse((await runDynamo(["status", "--json", ...common])).stdout);
+          return rows.length === 0 ? true : undefined;
+        },
+        5_000,
+        "the worker to leave discovery",
+      );
+      assert.equal(status.code, 0);
+      await assert.rejects(
+        client.chat.completions.create({
+          model: MODEL,
+          messages: [{ role: "user", content: "x" }],
+        }),
+        (err: unknown) => err instanceof OpenAI.APIError && err.status === 503,
+      );
+    } finally {
+      await worker.stop("SIGKILL");
+      const code = await frontend.stop("SIGTERM");
+      assert.equal(code.code, 0);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
