@@ -53,9 +53,15 @@ export function resolveCommon(args: ParsedArgs): CommonConfig {
 export function shutdownSignal(): { promise: Promise<string>; dispose(): void } {
   let resolve!: (name: string) => void;
   const promise = new Promise<string>((r) => (resolve = r));
-  const handlers: [Deno.Signal, () => void][] = (["SIGINT", "SIGTERM"] as const).map((
-    sig,
-  ) => [sig, () => resolve(sig)]);
+  // Under `dynamo serve` (DYN_PARENT_PID set), Ctrl-C reaches every process of the
+  // terminal's group; a child ignores it and waits for serve's orderly SIGTERM, so serve
+  // never mistakes a child's exit for a crash and restarts it.
+  const supervised = readEnv(ENV.parentPid) !== undefined;
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", () => resolve("SIGTERM")],
+    ["SIGINT", supervised ? () => {} : () => resolve("SIGINT")],
+  ];
+
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   const stopParentWatch = watchParent(() => resolve("parent exited"));
   return {

@@ -13,7 +13,7 @@ interface FlagBase {
   readonly name: string;
   readonly help: string;
   readonly env?: EnvName;
-  /** Shown in --help as the placeholder for the value. */
+  /** Shown in --help as the name of the value, e.g. `--http-port <n>`. */
   readonly valueName?: string;
 }
 

@@ -83,8 +83,18 @@ export function asDynamoError(err: unknown): DynamoError {
   return new DynamoError("internal", "unexpected", message, { cause: err });
 }
 
-/** True for errors that mean "this attempt never reached an engine" and may be retried elsewhere. */
+/** Reasons meaning a request never reached an engine: it may safely go to another worker. */
+const NOT_STARTED_REASONS: ReadonlySet<string> = new Set([
+  "connect_failed",
+  "connect_timeout",
+  "draining",
+]);
+
+/**
+ * True for errors that mean "this attempt never reached an engine" (the worker refused the
+ * connection, did not answer in time, or is draining), so it may be retried elsewhere.
+ */
 export function isConnectFailure(err: unknown): boolean {
   return err instanceof DynamoError && err.errorClass === "unavailable" &&
-    (err.reason === "connect_failed" || err.reason === "connect_timeout");
+    NOT_STARTED_REASONS.has(err.reason);
 }

@@ -17,6 +17,8 @@ export interface FakeWorker {
   readonly received: EngineRequest[];
   /** When set, connecting to this worker fails as if it were down. */
   unreachable: boolean;
+  /** When set, the worker refuses new streams as a draining worker does. */
+  draining: boolean;
 }
 
 export function card(contextLength = 40960): ModelCard {
@@ -42,7 +44,13 @@ export function card(contextLength = 40960): ModelCard {
 
 /** A frontend over memory discovery and `workers` in-process mocker workers. */
 export async function frontendFixture(
-  options: { workers?: number; maxBodyBytes?: number; contextLength?: number } = {},
+  options: {
+    workers?: number;
+    maxBodyBytes?: number;
+    contextLength?: number;
+    speedupRatio?: number;
+    requestTimeoutMs?: number;
+  } = {},
 ): Promise<{
   role: FrontendRole;
   workers: FakeWorker[];
@@ -70,6 +78,9 @@ export async function frontendFixture(
           `Cannot connect to port ${target.port}`,
         );
       }
+      if (w.draining) {
+        throw new DynamoError("unavailable", "draining", "Worker is draining");
+      }
       w.received.push(payload as EngineRequest);
       return w.engine.generate(
         payload as EngineRequest,
@@ -81,11 +92,17 @@ export async function frontendFixture(
   const addWorker = async (): Promise<FakeWorker> => {
     const instanceId = 100 + workers.length;
     const engine = new MockerEngine({
-      options: { speedupRatio: 1000, numGpuBlocks: 1024 },
+      options: { speedupRatio: options.speedupRatio ?? 1000, numGpuBlocks: 1024 },
       vocabulary,
     });
     await engine.start();
-    const w: FakeWorker = { instanceId, engine, received: [], unreachable: false };
+    const w: FakeWorker = {
+      instanceId,
+      engine,
+      received: [],
+      unreachable: false,
+      draining: false,
+    };
     byPort.set(instanceId, w);
     workers.push(w);
     const key = discoveryKey("dynamo", "backend", "generate", instanceId);
@@ -113,7 +130,7 @@ export async function frontendFixture(
     routerMode: "round-robin",
     routerSeed: 1,
     maxBodyBytes: options.maxBodyBytes ?? 1 << 20,
-    requestTimeoutMs: 30_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     followLoad: false,
   });
   const removeWorker = async (w: FakeWorker): Promise<void> => {

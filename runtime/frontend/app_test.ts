@@ -240,3 +240,64 @@ Deno.test("GET /health, /live and /openapi.json describe the service", async () 
     await fx.close();
   }
 });
+
+Deno.test("Pipeline retries a draining worker's refusal on another worker", async () => {
+  const fx = await frontendFixture({ workers: 2 });
+  try {
+    fx.workers[0]!.draining = true;
+    for (let i = 0; i < 4; i++) {
+      const res = await fx.role.app.request(post("/v1/chat/completions", chat()));
+      assert.equal(res.status, 200);
+      await res.json();
+    }
+    assert.equal(fx.workers[1]!.received.length, 4);
+  } finally {
+    await fx.close();
+  }
+});
+
+Deno.test("nvext.extra_fields [worker_id] reports the worker that served the request", async () => {
+  const fx = await frontendFixture({ workers: 2 });
+  try {
+    const target = fx.workers[1]!.instanceId;
+    const unary = await (await fx.role.app.request(post(
+      "/v1/chat/completions",
+      chat({ nvext: { extra_fields: ["worker_id"], backend_instance_id: target } }),
+    ))).json();
+    assert.equal(unary.nvext.worker_id.decode_worker_id, target);
+    const events = await sseEvents(
+      await fx.role.app.request(post(
+        "/v1/chat/completions",
+        chat({ stream: true, nvext: { extra_fields: ["worker_id"] } }),
+        { "x-worker-instance-id": String(target) },
+      )),
+    );
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    assert.equal(chunks.at(-1).nvext.worker_id.decode_worker_id, target);
+    assert.equal(chunks[0].nvext, undefined);
+    assert.equal(fx.workers[1]!.received.length, 2);
+    assert.equal(fx.workers[0]!.received.length, 0);
+  } finally {
+    await fx.close();
+  }
+});
+
+Deno.test("A request past its deadline fails with 504 and frees its worker", async () => {
+  const fx = await frontendFixture({ speedupRatio: 1, requestTimeoutMs: 300 });
+  const engine = fx.workers[0]!.engine;
+  try {
+    const res = await fx.role.app.request(post("/v1/chat/completions", chat({ max_tokens: 5000 })));
+    assert.equal(res.status, 504);
+    assert.equal((await res.json()).error.code, "timed_out");
+    const events = await sseEvents(
+      await fx.role.app.request(
+        post("/v1/chat/completions", chat({ max_tokens: 5000, stream: true })),
+      ),
+    );
+    assert.equal(events.at(-1), "[DONE]");
+    assert.equal(JSON.parse(events.at(-2)!).error.code, "timed_out");
+    await until(() => engine.load().num_requests_running === 0, "the worker to free the requests");
+  } finally {
+    await fx.close();
+  }
+});

@@ -206,12 +206,12 @@ function isChat(ids: ResponseIds): boolean {
   return ids.endpoint === "chat_completions";
 }
 
-/** Maps an abort to cancelled/timeout by what aborted; everything else keeps its class. */
+/**
+ * What ended a request: once our own signal has aborted, its reason decides (the client
+ * went away: cancelled; the deadline passed: timeout), whatever the pipeline threw.
+ */
 function classify(err: unknown, signal: AbortSignal): DynamoError {
-  if (signal.aborted && !(err instanceof Error && err.name === "DynamoError")) {
-    return asDynamoError(signal.reason);
-  }
-  return asDynamoError(err);
+  return asDynamoError(signal.aborted ? signal.reason : err);
 }
 
 export type { EndpointName };
