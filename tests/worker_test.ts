@@ -9,7 +9,7 @@ import { QWEN3_TOKENIZER_DIR } from "../runtime/llm/testing.ts";
 import { eventually, freePort, MODEL, runDynamo, RunningDynamo } from "./_harness.ts";
 
 Deno.test({
-  name: "dynamo worker drains in-flight requests on SIGTERM after leaving discovery",
+  name: "dynamo worker frees a disconnected client's slot and drains in-flight requests on SIGTERM",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -49,6 +49,28 @@ Deno.test({
         30_000,
         "the model to be listed",
       );
+
+      // A client that goes away mid-stream frees its slot on the worker: the worker's own
+      // load report (event plane -> frontend /metrics) shows it running, then not.
+      const running = async (): Promise<number | undefined> => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const m = /dynamo_frontend_worker_requests_running\{[^}]*\} (\d+)/.exec(text);
+        return m === null ? undefined : Number(m[1]);
+      };
+      const abandon = new AbortController();
+      const doomed = await client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: "This will be cut short." }],
+        max_tokens: 5000,
+        stream: true,
+        ignore_eos: true,
+      } as OpenAI.ChatCompletionCreateParamsStreaming, { signal: abandon.signal });
+      const doomedIt = doomed[Symbol.asyncIterator]();
+      await doomedIt.next();
+      await eventually(async () => (await running()) === 1 ? true : undefined, 10_000, "load 1");
+      abandon.abort();
+      await doomedIt.next().catch(() => undefined);
+      await eventually(async () => (await running()) === 0 ? true : undefined, 10_000, "load 0");
 
       // About 300 decode passes at ~3 ms each: still running when SIGTERM arrives.
       const stream = await client.chat.completions.create({
