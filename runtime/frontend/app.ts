@@ -4,12 +4,13 @@ import type { Context } from "hono";
 import { asDynamoError, DynamoError, httpStatusOf, toOpenAIErrorBody } from "../errors/mod.ts";
 import { Logger } from "../observability/mod.ts";
 import type { Clock } from "../util/mod.ts";
-import type { FrontendMetrics } from "./metrics.ts";
+import type { EndpointName, FrontendMetrics } from "./metrics.ts";
 import type { ModelRegistry, ServedModel } from "./model_registry.ts";
 import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./openai_schemas.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { Pipeline } from "./pipeline.ts";
-import { preprocessChat, preprocessCompletion } from "./preprocess.ts";
+import { preprocessChat, preprocessCompletion, type Preprocessed } from "./preprocess.ts";
+import type { ResponseIds } from "./responses.ts";
 import { runCompletion } from "./request_handler.ts";
 import { parseBody, readJsonBody } from "./validation.ts";
 
@@ -66,33 +67,26 @@ export function createFrontendApp(deps: FrontendDeps): Hono {
     return c.json(modelObject(model));
   });
 
-  app.post("/v1/chat/completions", limit, async (c) => {
-    const body = parseBody(ChatCompletionRequestSchema, await readJsonBody(c.req.raw));
-    const model = lookupModel(deps.registry, body.model);
-    const requestId = crypto.randomUUID();
-    const pre = preprocessChat(body, model, { requestId, pinnedInstanceId: pinnedWorker(c) });
-    const ids = {
-      id: `chatcmpl-${requestId}`,
-      created: nowS(deps),
-      model: body.model,
-      endpoint: "chat_completions" as const,
-    };
-    return await runCompletion(deps, model, pre, ids, c.req.raw.signal);
-  });
-
-  app.post("/v1/completions", limit, async (c) => {
-    const body = parseBody(CompletionRequestSchema, await readJsonBody(c.req.raw));
-    const model = lookupModel(deps.registry, body.model);
-    const requestId = crypto.randomUUID();
-    const pre = preprocessCompletion(body, model, { requestId, pinnedInstanceId: pinnedWorker(c) });
-    const ids = {
-      id: `cmpl-${requestId}`,
-      created: nowS(deps),
-      model: body.model,
-      endpoint: "completions" as const,
-    };
-    return await runCompletion(deps, model, pre, ids, c.req.raw.signal);
-  });
+  app.post(
+    "/v1/chat/completions",
+    limit,
+    completionRoute(deps, {
+      endpoint: "chat_completions",
+      idPrefix: "chatcmpl",
+      parse: (body) => parseBody(ChatCompletionRequestSchema, body),
+      preprocess: preprocessChat,
+    }),
+  );
+  app.post(
+    "/v1/completions",
+    limit,
+    completionRoute(deps, {
+      endpoint: "completions",
+      idPrefix: "cmpl",
+      parse: (body) => parseBody(CompletionRequestSchema, body),
+      preprocess: preprocessCompletion,
+    }),
+  );
 
   app.get("/health", (c) => {
     const instances = deps.registry.endpoints().map((e) => ({
@@ -118,6 +112,52 @@ export function createFrontendApp(deps: FrontendDeps): Hono {
   });
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
   return app;
+}
+
+interface CompletionRouteSpec<T extends { model: string; stream?: boolean | null }> {
+  readonly endpoint: EndpointName;
+  readonly idPrefix: string;
+  readonly parse: (body: unknown) => T;
+  readonly preprocess: (
+    body: T,
+    model: ServedModel,
+    options: { requestId: string; pinnedInstanceId?: number },
+  ) => Preprocessed;
+}
+
+/**
+ * One handler for both completion endpoints: parse and validate, find the model,
+ * preprocess, then run. Requests refused before they run are counted here; the rest are
+ * counted by `runCompletion` when they end.
+ */
+function completionRoute<T extends { model: string; stream?: boolean | null }>(
+  deps: FrontendDeps,
+  spec: CompletionRouteSpec<T>,
+): (c: Context) => Promise<Response> {
+  return async (c) => {
+    const labels = { model: "", endpoint: spec.endpoint, stream: false };
+    let prepared: { model: ServedModel; pre: Preprocessed; ids: ResponseIds };
+    try {
+      const raw = await readJsonBody(c.req.raw);
+      const body = spec.parse(raw);
+      labels.model = body.model;
+      labels.stream = body.stream ?? false;
+      const model = lookupModel(deps.registry, body.model);
+      const requestId = crypto.randomUUID();
+      const pre = spec.preprocess(body, model, { requestId, pinnedInstanceId: pinnedWorker(c) });
+      const ids = {
+        id: `${spec.idPrefix}-${requestId}`,
+        created: nowS(deps),
+        model: body.model,
+        endpoint: spec.endpoint,
+      };
+      prepared = { model, pre, ids };
+    } catch (err) {
+      deps.metrics.countRequest(labels, asDynamoError(err).errorClass);
+      throw err;
+    }
+    return await runCompletion(deps, prepared.model, prepared.pre, prepared.ids, c.req.raw.signal);
+  };
 }
 
 function nowS(deps: FrontendDeps): number {

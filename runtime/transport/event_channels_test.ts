@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import type { DiscoveryBackend, DiscoveryEvent } from "../discovery/mod.ts";
+import { MemoryDiscovery, MemoryDiscoveryStore } from "../discovery/mod.ts";
 import { setLogLevel } from "../observability/mod.ts";
-import { type Bucket, BUCKETS, type DiscoveryInstance } from "../protocol/mod.ts";
+import { BUCKETS } from "../protocol/mod.ts";
 import { followEventChannels, registerEventChannel } from "./event_channels.ts";
 import { EventPublisher } from "./event_publisher.ts";
 import { EventSubscriber } from "./event_subscriber.ts";
@@ -9,75 +9,13 @@ import { waitFor, within } from "./_test_util.ts";
 
 setLogLevel("off");
 
-/** An in-memory DiscoveryBackend: enough of one for these tests. */
-class FakeDiscovery implements DiscoveryBackend {
-  readonly buckets = new Map<Bucket, Map<string, DiscoveryInstance>>();
-  #watchers = new Set<{ bucket: Bucket; push(event: DiscoveryEvent): void }>();
-
-  put(bucket: Bucket, key: string, value: DiscoveryInstance): Promise<void> {
-    this.#bucket(bucket).set(key, value);
-    this.#emit(bucket, { kind: "added", key, value });
-    return Promise.resolve();
-  }
-
-  delete(bucket: Bucket, key: string): Promise<void> {
-    if (this.#bucket(bucket).delete(key)) this.#emit(bucket, { kind: "removed", key });
-    return Promise.resolve();
-  }
-
-  list(bucket: Bucket): Promise<Map<string, DiscoveryInstance>> {
-    return Promise.resolve(new Map(this.#bucket(bucket)));
-  }
-
-  async *watch(bucket: Bucket, signal: AbortSignal): AsyncIterable<DiscoveryEvent> {
-    const queue: DiscoveryEvent[] = [...this.#bucket(bucket)].map(([key, value]) => ({
-      kind: "added",
-      key,
-      value,
-    }));
-    let wake: (() => void) | undefined;
-    const watcher = {
-      bucket,
-      push: (event: DiscoveryEvent) => {
-        queue.push(event);
-        wake?.();
-      },
-    };
-    const onAbort = (): void => wake?.();
-    this.#watchers.add(watcher);
-    signal.addEventListener("abort", onAbort);
-    try {
-      while (!signal.aborted) {
-        const event = queue.shift();
-        if (event !== undefined) {
-          yield event;
-          continue;
-        }
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    } finally {
-      this.#watchers.delete(watcher);
-      signal.removeEventListener("abort", onAbort);
-    }
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  #bucket(bucket: Bucket): Map<string, DiscoveryInstance> {
-    let entries = this.buckets.get(bucket);
-    if (entries === undefined) this.buckets.set(bucket, entries = new Map());
-    return entries;
-  }
-
-  #emit(bucket: Bucket, event: DiscoveryEvent): void {
-    for (const w of this.#watchers) if (w.bucket === bucket) w.push(event);
-  }
+/** Memory discovery; `.close()` is left to the test's process exit (nothing to leak). */
+function memoryDiscovery(): MemoryDiscovery {
+  return new MemoryDiscovery(new MemoryDiscoveryStore());
 }
 
 Deno.test("registerEventChannel() writes Dynamo's EventChannel record and unregister() deletes it", async () => {
-  const discovery = new FakeDiscovery();
+  const discovery = memoryDiscovery();
   const registration = await registerEventChannel(discovery, {
     namespace: "dynamo",
     component: "backend",
@@ -86,7 +24,7 @@ Deno.test("registerEventChannel() writes Dynamo's EventChannel record and unregi
     endpoint: "tcp://10.0.0.5:41234",
   });
   assert.equal(registration.key, "dynamo/backend/kv-events/694d98147d54b");
-  const entries = discovery.buckets.get(BUCKETS.eventChannels)!;
+  const entries = await discovery.list(BUCKETS.eventChannels);
   assert.deepEqual(entries.get(registration.key), {
     type: "EventChannel",
     namespace: "dynamo",
@@ -96,11 +34,11 @@ Deno.test("registerEventChannel() writes Dynamo's EventChannel record and unregi
     transport: { kind: "zmq", config: { endpoint: "tcp://10.0.0.5:41234" } },
   });
   await registration.unregister();
-  assert.equal(entries.size, 0);
+  assert.equal((await discovery.list(BUCKETS.eventChannels)).size, 0);
 });
 
 Deno.test("followEventChannels() connects to publishers as they appear and disconnects as they go", async () => {
-  const discovery = new FakeDiscovery();
+  const discovery = memoryDiscovery();
   const publisher = await EventPublisher.bind({ host: "127.0.0.1", publisherId: 11 });
   const events: unknown[] = [];
   const subscriber = new EventSubscriber({
@@ -165,7 +103,7 @@ Deno.test("followEventChannels() connects to publishers as they appear and disco
 });
 
 Deno.test("followEventChannels() connects once to a publisher that serves several topics", async () => {
-  const discovery = new FakeDiscovery();
+  const discovery = memoryDiscovery();
   const subscriber = new EventSubscriber({ subjectPrefixes: [""], onEvent: () => {} });
   const controller = new AbortController();
   const following = followEventChannels(discovery, subscriber, {
