@@ -3,11 +3,18 @@ import { Logger } from "../runtime/observability/mod.ts";
 import { VERSION } from "../runtime/version.ts";
 import { type Command, runCommand, usageFailure } from "./command.ts";
 import { frontendCommand } from "./frontend.ts";
+import { kvCommand, runKv } from "./kv.ts";
 import { serveCommand } from "./serve.ts";
 import { statusCommand } from "./status.ts";
 import { workerCommand } from "./worker.ts";
 
-const COMMANDS: readonly Command[] = [serveCommand, frontendCommand, workerCommand, statusCommand];
+const COMMANDS: readonly Command[] = [
+  serveCommand,
+  frontendCommand,
+  workerCommand,
+  statusCommand,
+  kvCommand,
+];
 
 const log = new Logger("dynamo");
 
@@ -48,6 +55,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   try {
+    if (command === kvCommand) return await runKv(rest);
     return await runCommand(command, rest);
   } catch (err) {
     if (err instanceof DynamoError && err.errorClass === "invalid_request") {
