@@ -205,6 +205,14 @@ export const workerCommand: Command = {
       help: "On SIGTERM, how long in-flight requests may finish",
     },
     ...MOCKER_FLAGS.map(({ option: _o, scale: _s, ...flag }) => flag as FlagSpec),
+    {
+      name: "zmq-kv-events-port",
+      type: "int",
+      default: 0,
+      min: 0,
+      max: 65535,
+      help: "Mocker: port it publishes KV events on, in vLLM's ZMQ format (0 = any free port)",
+    },
     ...COMMON_FLAGS,
   ],
   async run(args) {
@@ -214,8 +222,16 @@ export const workerCommand: Command = {
     const modelPath = resolve(modelPathArg);
     const options = mockerOptions(args);
     const tokenizer = await ModelTokenizer.load(modelPath);
+    const rpcHost = hosts(args.values["rpc-host"] as string).host;
+    const zmqHost = rpcHost === "0.0.0.0" || rpcHost === "::" ? "127.0.0.1" : rpcHost;
     const engine = new MockerEngine({
       options,
+      // The mocker publishes its cache changes in vLLM's ZMQ format, and the worker
+      // subscribes to them exactly as it would to a real vLLM.
+      zmqKvEvents: {
+        endpoint: `tcp://${zmqHost}:${args.values["zmq-kv-events-port"] as number}`,
+        replayEndpoint: `tcp://${zmqHost}:0`,
+      },
       vocabulary: buildMockerVocabulary(
         (text) => tokenizer.encode(text, { addSpecialTokens: false }),
         [...tokenizer.eosTokenIds],

@@ -37,6 +37,14 @@ export interface Engine {
   load(): EngineLoad;
   /** Registers a listener for the engine's KV cache events; returns an unsubscribe function. */
   onKvEvents(listener: (events: readonly KvCacheEvent[]) => void): () => void;
+  /**
+   * Where the engine publishes its KV events in vLLM's ZMQ wire format (kv_events/), once
+   * started; undefined (or no method) when it reports them only through `onKvEvents`. A
+   * worker subscribes there when it can, the path a real vLLM's events take.
+   */
+  kvEventSource?():
+    | { readonly endpoint: string; readonly topic: string; readonly replayEndpoint?: string }
+    | undefined;
   /** Stops the engine; in-flight requests end with "cancelled". */
   stop(): Promise<void>;
 }

@@ -18,6 +18,7 @@ export {
   type MockerPassStats,
   type MockerStep,
   type MockerVocabulary,
+  type MockerZmqKvEvents,
   passDurationMs,
   type PerfModel,
   polynomialPerfModel,

@@ -3,4 +3,10 @@
  * the event plane, registration in discovery once ready, graceful drain on shutdown.
  * @module
  */
-export { TOPICS, type WorkerConfig, type WorkerDeps, WorkerRoleHandle } from "./worker_role.ts";
+export {
+  TOPICS,
+  type WorkerConfig,
+  type WorkerDeps,
+  type WorkerKvEventSource,
+  WorkerRoleHandle,
+} from "./worker_role.ts";

@@ -2,6 +2,12 @@ import { hostname } from "node:os";
 import type { DiscoveryBackend } from "../discovery/mod.ts";
 import type { Engine, EngineInfo } from "../engines/mod.ts";
 import { DynamoError } from "../errors/mod.ts";
+import {
+  KvEventBatcher,
+  KvEventRelay,
+  registerKvEventEndpoints,
+  VllmKvEventSubscriber,
+} from "../kv_events/mod.ts";
 import { Logger } from "../observability/mod.ts";
 import {
   BUCKETS,
@@ -10,7 +16,6 @@ import {
   EngineRequestSchema,
   MODEL_TYPE,
   type ModelCard,
-  type RouterEvent,
   type WorkerLoad,
   type WorkerRole,
 } from "../protocol/mod.ts";
@@ -46,6 +51,21 @@ export interface WorkerConfig {
   readonly port: number;
   readonly loadIntervalMs: number;
   readonly drainTimeoutMs: number;
+  /**
+   * A vLLM-format ZMQ KV-event publisher to take this worker's KV events from (a vLLM
+   * started with `--kv-events-config`; `endpoint` may use `*` for this host). Default: the
+   * engine's own `kvEventSource()`, else its `onKvEvents` listener.
+   */
+  readonly kvEvents?: WorkerKvEventSource;
+}
+
+/** Where a worker subscribes for an engine's KV events in vLLM's ZMQ format. */
+export interface WorkerKvEventSource {
+  readonly endpoint: string;
+  /** Topic prefix to subscribe to. Default "". */
+  readonly topic?: string;
+  /** The engine's replay (ROUTER) endpoint, for filling gaps. */
+  readonly replayEndpoint?: string;
 }
 
 export interface WorkerDeps {
@@ -70,7 +90,7 @@ export class WorkerRoleHandle {
   readonly #publisher: EventPublisher;
   readonly #keys: { bucket: string; key: string }[];
   readonly #stopLoad: () => void;
-  readonly #stopKv: () => void;
+  readonly #stopKv: () => Promise<void>;
   #closed: Promise<void> | undefined;
 
   private constructor(init: {
@@ -82,7 +102,7 @@ export class WorkerRoleHandle {
     publisher: EventPublisher;
     keys: { bucket: string; key: string }[];
     stopLoad: () => void;
-    stopKv: () => void;
+    stopKv: () => Promise<void>;
   }) {
     this.instanceId = init.instanceId;
     this.info = init.info;
@@ -115,13 +135,20 @@ export class WorkerRoleHandle {
       await server.close({ drainMs: 0 });
       throw err;
     });
+    let stopKv = (): Promise<void> => Promise.resolve();
     try {
       server.register(
         config.endpoint,
         (payload, ctx) => generate(deps.engine, payload, ctx.signal),
       );
+      const subject = componentSubject(config.namespace, config.component, TOPICS.kvEvents);
+      const relay = new KvEventRelay({
+        workerId: instanceId,
+        publish: (event) => publisher.publish(subject, event),
+      });
+      registerKvEventEndpoints(server, relay);
       const info = await deps.engine.start();
-      const stopKv = relayKvEvents(deps.engine, publisher, config, instanceId);
+      stopKv = relayKvEvents(deps.engine, relay, config, info);
       const stopLoad = publishLoad(deps, publisher, config, instanceId);
       const keys = await register(deps, config, { instanceId, info, server, publisher });
       log.info("Worker ready", {
@@ -142,6 +169,7 @@ export class WorkerRoleHandle {
         stopKv,
       });
     } catch (err) {
+      await stopKv();
       await server.close({ drainMs: 0 });
       await publisher.close();
       throw err;
@@ -166,7 +194,7 @@ export class WorkerRoleHandle {
     }
     await this.#server.close({ drainMs: this.#config.drainTimeoutMs });
     this.#stopLoad();
-    this.#stopKv();
+    await this.#stopKv();
     await this.#deps.engine.stop();
     await this.#publisher.close();
     log.info("Worker stopped", { instance_id: this.instanceId.toString(16) });
@@ -286,21 +314,42 @@ function publishLoad(
   return () => clearInterval(timer);
 }
 
-/** Relays the engine's KV events with per-worker event ids starting at 1 (Dynamo's rule). */
+/**
+ * Feeds the engine's KV events to the relay (ids from 1, ring buffer, event plane). From a
+ * vLLM-format ZMQ publisher when there is one (the configured one, else the engine's own),
+ * the path a real vLLM's events take; otherwise from `onKvEvents`, through the same
+ * merging and dedup. Returns what stops it.
+ */
 function relayKvEvents(
   engine: Engine,
-  publisher: EventPublisher,
+  relay: KvEventRelay,
   config: WorkerConfig,
-  instanceId: number,
-): () => void {
-  const subject = componentSubject(config.namespace, config.component, TOPICS.kvEvents);
-  let nextId = 1;
-  return engine.onKvEvents((events) => {
-    for (const ev of events) {
-      const routed: RouterEvent = { worker_id: instanceId, event: { ...ev, event_id: nextId++ } };
-      publisher.publish(subject, routed);
-    }
+  info: EngineInfo,
+): () => Promise<void> {
+  const source = config.kvEvents ?? engine.kvEventSource?.();
+  if (source !== undefined) {
+    const subscriber = new VllmKvEventSubscriber({
+      endpoint: source.endpoint,
+      topic: source.topic,
+      replayEndpoint: source.replayEndpoint,
+      blockSizeTokens: info.blockSizeTokens,
+      onEvents: (updates) => relay.relayAll(updates),
+    });
+    log.info("Relaying KV events from a vLLM-format publisher", {
+      endpoint: subscriber.endpoint,
+      replay: source.replayEndpoint ?? "none",
+    });
+    return () => subscriber.close();
+  }
+  const batcher = new KvEventBatcher({ emit: (update) => relay.relay(update) });
+  const unsubscribe = engine.onKvEvents((events) => {
+    for (const { data, dp_rank } of events) batcher.push({ data, dp_rank });
+    batcher.flush();
   });
+  return () => {
+    unsubscribe();
+    return Promise.resolve();
+  };
 }
 
 /** IPv6 literals go in brackets in `host:port` addresses. */

@@ -1,4 +1,6 @@
 import { DynamoError } from "../../errors/mod.ts";
+import { vllmEventFromInternal, VllmKvEventPublisher } from "../../kv_events/mod.ts";
+import { Logger } from "../../observability/mod.ts";
 import type {
   CompletionUsage,
   EngineOutput,
@@ -27,9 +29,26 @@ export interface MockerEngineDeps {
   readonly maxLagMs?: number;
   /** Called after every pass, for forward-pass metrics. */
   readonly onPass?: (pass: MockerPassStats) => void;
+  /**
+   * Also publish KV events as vLLM does, on a ZMQ PUB socket bound at `start()` (one batch
+   * per pass), so a worker takes them the way it takes a real vLLM's. `onKvEvents` keeps
+   * working either way.
+   */
+  readonly zmqKvEvents?: MockerZmqKvEvents;
+}
+
+/** Where the mocker publishes its KV events in vLLM's ZMQ format. */
+export interface MockerZmqKvEvents {
+  /** `tcp://HOST:PORT`; port 0 or `*` picks a free one (see `kvEventSource()` after start). */
+  readonly endpoint: string;
+  /** The topic frame. Default "" (vLLM's default). */
+  readonly topic?: string;
+  /** Also serve vLLM's replay protocol on a ROUTER socket here. */
+  readonly replayEndpoint?: string;
 }
 
 const MAX_KV_LISTENERS = 64;
+const log = new Logger("mocker");
 /** Longest stretch the loop runs catch-up passes without yielding to timers and I/O. */
 const CATCH_UP_SLICE_MS = 4;
 const NO_USAGE: CompletionUsage = { prompt_tokens: 0, completion_tokens: 0 };
@@ -52,6 +71,9 @@ export class MockerEngine implements Engine {
   readonly #maxBuffered: number;
   readonly #maxLagMs: number;
   readonly #onPass: ((pass: MockerPassStats) => void) | undefined;
+  readonly #zmqOptions: MockerZmqKvEvents | undefined;
+  readonly #dpRank: number;
+  #zmq: VllmKvEventPublisher | undefined;
   readonly #streams = new Map<string, OutputStream>();
   readonly #listeners = new Set<(events: readonly KvCacheEvent[]) => void>();
   readonly #stopController = new AbortController();
@@ -73,6 +95,8 @@ export class MockerEngine implements Engine {
     this.#maxBuffered = deps.maxBufferedOutputs ?? 64;
     this.#maxLagMs = deps.maxLagMs ?? 1000;
     this.#onPass = deps.onPass;
+    this.#zmqOptions = deps.zmqKvEvents;
+    this.#dpRank = deps.dpRank ?? 0;
   }
 
   async start(signal?: AbortSignal): Promise<EngineInfo> {
@@ -95,6 +119,30 @@ export class MockerEngine implements Engine {
     }
     if (this.#state !== "starting") {
       throw new DynamoError("unavailable", "engine_stopped", "Cannot start mocker: it was stopped");
+    }
+    if (this.#zmqOptions !== undefined) {
+      try {
+        this.#zmq = await VllmKvEventPublisher.bind({
+          ...this.#zmqOptions,
+          dpRank: this.#dpRank,
+          clock: this.#clock,
+          // The mocker's hashes are full u64s; send those >= 2^63 as negative i64, as a vLLM
+          // whose hashes pass through a signed conversion does, so workers decode both forms.
+          signedHashes: true,
+        });
+      } catch (err) {
+        this.#state = "stopped";
+        throw err;
+      }
+      // stop() during the bind: it could not close what did not exist yet.
+      if (this.#state !== "starting") {
+        await this.#zmq.close();
+        throw new DynamoError(
+          "unavailable",
+          "engine_stopped",
+          "Cannot start mocker: it was stopped",
+        );
+      }
     }
     this.#state = "running";
     this.#loop = this.#run();
@@ -161,7 +209,18 @@ export class MockerEngine implements Engine {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Ends the loop, cancels every request ("cancelled") and emits a "cleared" KV event. */
+  kvEventSource(): { endpoint: string; topic: string; replayEndpoint?: string } | undefined {
+    const zmq = this.#zmq;
+    if (zmq === undefined) return undefined;
+    return zmq.replayEndpoint === undefined
+      ? { endpoint: zmq.endpoint, topic: zmq.topic }
+      : { endpoint: zmq.endpoint, topic: zmq.topic, replayEndpoint: zmq.replayEndpoint };
+  }
+
+  /**
+   * Ends the loop, cancels every request ("cancelled"), emits a "cleared" KV event and
+   * closes the ZMQ publisher (a subscriber may miss that last batch: the socket lingers 0).
+   */
   stop(): Promise<void> {
     this.#stopped ??= this.#shutDown();
     return this.#stopped;
@@ -179,6 +238,7 @@ export class MockerEngine implements Engine {
     }
     this.#streams.clear();
     this.#publish(kvEvents);
+    await this.#zmq?.close();
   }
 
   async *#iterate(
@@ -280,6 +340,14 @@ export class MockerEngine implements Engine {
 
   #publish(events: readonly KvCacheEvent[]): void {
     if (events.length === 0) return;
+    if (this.#zmq !== undefined) {
+      try {
+        const blockSize = this.#core.options.blockSizeTokens;
+        this.#zmq.publish(events.map((e) => vllmEventFromInternal(e.data, blockSize)));
+      } catch (err) {
+        log.error("Cannot publish KV events on ZMQ", { err });
+      }
+    }
     for (const listener of this.#listeners) {
       try {
         listener(events);

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import * as zmq from "zeromq";
 import { DynamoError } from "../../errors/mod.ts";
+import { decodeVllmBatch, requestVllmReplay } from "../../kv_events/mod.ts";
+import { BlockHasher } from "../../tokens/mod.ts";
 import type { EngineOutput, KvCacheEvent } from "../../protocol/mod.ts";
 import { type Clock, ManualClock } from "../../util/mod.ts";
 import { runEngineConformance } from "../conformance.ts";
@@ -229,3 +232,87 @@ Deno.test("MockerEngine.start() fails with unavailable when stop() comes during 
     (err: unknown) => err instanceof DynamoError && err.errorClass === "unavailable",
   );
 });
+
+/** A 10-token prompt whose first block hash (block size 4) is >= 2^63: sent as a negative i64. */
+function promptWithHighFirstHash(): number[] {
+  const hasher = new BlockHasher();
+  for (let base = 100;; base++) {
+    const prompt = Array.from({ length: 10 }, (_, i) => base + i);
+    if (hasher.localHashes(prompt, 4)[0]! >= 1n << 63n) return prompt;
+  }
+}
+
+Deno.test("MockerEngine publishes its KV events in vLLM's ZMQ format when asked, and closes the socket on stop()", async () => {
+  const engine = new MockerEngine({
+    options: { speedupRatio: 1000, blockSizeTokens: 4 },
+    vocabulary: TEST_VOCABULARY,
+    zmqKvEvents: {
+      endpoint: "tcp://127.0.0.1:0",
+      topic: "kv",
+      replayEndpoint: "tcp://127.0.0.1:0",
+    },
+  });
+  assert.equal(engine.kvEventSource(), undefined, "bound at start()");
+  const internal: KvCacheEvent[] = [];
+  engine.onKvEvents((events) => internal.push(...events));
+  await engine.start();
+  const source = engine.kvEventSource()!;
+  assert.equal(source.topic, "kv");
+  assert.match(source.endpoint, /^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
+  try {
+    const { done } = consume(
+      engine.generate(
+        testRequest("a", promptWithHighFirstHash(), { maxTokens: 3 }),
+        new AbortController().signal,
+      ),
+    );
+    await done;
+    assert.ok(internal.length > 0, "onKvEvents still works");
+    // Everything published so far, from vLLM's replay service (no subscriber could miss it).
+    const replay = await requestVllmReplay(source.replayEndpoint!, 0n);
+    assert.equal(replay.complete, true);
+    assert.deepEqual(replay.batches.map((b) => b.seq), replay.batches.map((_, i) => BigInt(i)));
+    const batches = replay.batches.map((b) => decodeVllmBatch(b.payload));
+    assert.ok(batches.every((b) => b.dpRank === 0));
+    const events = batches.flatMap((b) => b.events);
+    const first = internal[0]!.data;
+    assert.ok(typeof first === "object" && "stored" in first);
+    assert.deepEqual(events[0], {
+      type: "BlockStored",
+      blockHashes: first.stored.blocks.map((b) => b.block_hash),
+      parentBlockHash: null,
+      tokenIds: first.stored.blocks.flatMap((b) => b.token_ids!),
+      blockSize: 4,
+      loraId: null,
+      medium: "GPU",
+      loraName: null,
+      extraKeys: null,
+      groupIdx: null,
+      kvCacheSpecKind: null,
+      kvCacheSpecSlidingWindow: null,
+    });
+    assert.equal(events.length, internal.length);
+    // The first hash is >= 2^63, so it went out as int64 (0xd3) with the same 64 bits.
+    const wire = new Uint8Array(9);
+    wire[0] = 0xd3;
+    new DataView(wire.buffer).setBigUint64(1, first.stored.blocks[0]!.block_hash);
+    assert.ok(containsBytes(replay.batches[0]!.payload, wire), "signed i64 on the wire");
+  } finally {
+    await engine.stop();
+  }
+  // The port is free again: the PUB socket was closed.
+  const probe = new zmq.Publisher({ linger: 0 });
+  try {
+    await probe.bind(source.endpoint);
+  } finally {
+    probe.close();
+  }
+});
+
+function containsBytes(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}

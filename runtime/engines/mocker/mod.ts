@@ -4,7 +4,7 @@
  * text or talk to the network.
  * @module
  */
-export { MockerEngine, type MockerEngineDeps } from "./mocker_engine.ts";
+export { MockerEngine, type MockerEngineDeps, type MockerZmqKvEvents } from "./mocker_engine.ts";
 export {
   MockerCore,
   type MockerCoreDeps,
