@@ -7,6 +7,8 @@ import { RequestPlaneClient } from "../runtime/transport/mod.ts";
 import { systemClock } from "../runtime/util/mod.ts";
 import type { Command } from "./command.ts";
 import { COMMON_FLAGS, requestPlaneLimits, resolveCommon, shutdownSignal } from "./common.ts";
+import { UsageError } from "./flags.ts";
+import { KV_ROUTER_FLAGS, kvRouterConfig } from "./router_flags.ts";
 
 const log = new Logger("frontend");
 
@@ -68,16 +70,33 @@ export const frontendCommand: Command = {
       min: 0,
       help: "On SIGTERM, how long in-flight requests may finish",
     },
+    {
+      name: "router-url",
+      type: "string",
+      valueName: "url",
+      help:
+        "Ask this standalone router (dynamo router) where each request goes, instead of routing here",
+    },
+    ...KV_ROUTER_FLAGS,
     ...COMMON_FLAGS,
   ],
   async run(args) {
     const common = resolveCommon(args);
     const discovery = await FileDiscovery.open({ rootDir: common.discoveryDir });
     const caller = new RequestPlaneClient(requestPlaneLimits());
+    const routerSeed = args.values["router-seed"] as number | undefined;
+    const routerUrl = args.values["router-url"] as string | undefined;
+    if (routerUrl !== undefined && !/^https?:\/\/[^/]+/.test(routerUrl)) {
+      throw new UsageError(
+        `Invalid value for --router-url: "${routerUrl}" (expected http://host:port)`,
+      );
+    }
     const role = await startFrontendRole({ discovery, caller, clock: systemClock }, {
       namespace: common.namespace,
       routerMode: args.values["router-mode"] as RouterMode,
-      routerSeed: args.values["router-seed"] as number | undefined,
+      routerSeed,
+      kv: kvRouterConfig(args, routerSeed ?? 0),
+      routerUrl,
       maxBodyBytes: args.values["max-body-bytes"] as number,
       requestTimeoutMs: (args.values["request-timeout-secs"] as number) * 1000,
       followLoad: true,

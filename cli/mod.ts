@@ -4,6 +4,7 @@ import { VERSION } from "../runtime/version.ts";
 import { type Command, runCommand, usageFailure } from "./command.ts";
 import { frontendCommand } from "./frontend.ts";
 import { kvCommand, runKv } from "./kv.ts";
+import { routerCommand } from "./router.ts";
 import { serveCommand } from "./serve.ts";
 import { statusCommand } from "./status.ts";
 import { workerCommand } from "./worker.ts";
@@ -12,6 +13,7 @@ const COMMANDS: readonly Command[] = [
   serveCommand,
   frontendCommand,
   workerCommand,
+  routerCommand,
   statusCommand,
   kvCommand,
 ];

@@ -26,7 +26,7 @@ Deno.test("dynamo rejects bad usage with exit code 2 and a message naming the fl
     [["frontend", "--http-port", "99999"], /--http-port: "99999" \(must be at most 65535\)/],
     [
       ["frontend", "--router-mode", "fastest"],
-      /--router-mode: "fastest" \(allowed: round-robin, random\)/,
+      /--router-mode: "fastest" \(allowed: round-robin, random, kv\)/,
     ],
     [
       ["worker", "--model-path", "x", "--speedup-ratio", "0"],

@@ -6,7 +6,14 @@
  * @module
  */
 export { createFrontendApp, type FrontendDeps } from "./app.ts";
-export { type FrontendConfig, type FrontendRole, startFrontendRole } from "./frontend_role.ts";
+export {
+  addressOf,
+  type FrontendConfig,
+  type FrontendRole,
+  startFrontendRole,
+} from "./frontend_role.ts";
+export { registerRouteApi, type RouteAnswer } from "./route_api.ts";
+export { WorkerLoadMonitor } from "./worker_load_monitor.ts";
 export { FrontendMetrics } from "./metrics.ts";
 export { ModelRegistry, type ServedModel, type ServingWorker } from "./model_registry.ts";
 export { Pipeline, type PreRouteStage, type StreamCaller } from "./pipeline.ts";

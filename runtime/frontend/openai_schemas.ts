@@ -30,6 +30,10 @@ const NvextSchema = z.object({
   ignore_eos: z.boolean().optional(),
   backend_instance_id: z.number().int().nonnegative().optional(),
   extra_fields: z.array(z.string()).optional(),
+  router_config_override: z.object({
+    overlap_score_weight: z.number().min(0).optional(),
+    router_temperature: z.number().min(0).optional(),
+  }).optional(),
 }).passthrough();
 
 /** Sampling and stopping fields shared by chat and text completions. */

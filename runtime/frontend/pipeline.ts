@@ -1,6 +1,7 @@
 import { DynamoError, isConnectFailure } from "../errors/mod.ts";
 import { Logger } from "../observability/mod.ts";
 import type { EngineOutput, EngineRequest } from "../protocol/mod.ts";
+import type { RouteRequest } from "../router/mod.ts";
 import type { Clock } from "../util/mod.ts";
 import type { ServedModel, ServingWorker } from "./model_registry.ts";
 
@@ -65,10 +66,10 @@ export class Pipeline {
     const maxAttempts = this.#options.maxConnectAttempts ?? 3;
     const tried = new Set<number>();
     for (let attempt = 1;; attempt++) {
-      const worker = this.#choose(model, req, tried);
+      const worker = await this.#choose(model, req, tried, signal);
       tried.add(worker.instanceId);
       info.instanceId = worker.instanceId;
-      const route = { requestId: req.request_id, tokenIds: req.token_ids };
+      const route = routeRequestOf(req);
       model.selector.onRouted?.(route, worker.instanceId);
       let produced = false;
       try {
@@ -102,7 +103,12 @@ export class Pipeline {
     }
   }
 
-  #choose(model: ServedModel, req: EngineRequest, tried: ReadonlySet<number>): ServingWorker {
+  async #choose(
+    model: ServedModel,
+    req: EngineRequest,
+    tried: ReadonlySet<number>,
+    signal: AbortSignal,
+  ): Promise<ServingWorker> {
     const now = this.#options.clock.nowMs();
     const pinned = req.routing?.backend_instance_id;
     if (pinned !== undefined) {
@@ -126,10 +132,24 @@ export class Pipeline {
         { retryAfterS: 1 },
       );
     }
-    const decision = model.selector.select(
-      { requestId: req.request_id, tokenIds: req.token_ids },
-      candidates,
-    );
+    const decision = await model.selector.select(routeRequestOf(req), candidates, signal);
     return candidates.find((w) => w.instanceId === decision.instanceId) ?? candidates[0]!;
   }
+}
+
+/** What a selector sees of an engine request. */
+export function routeRequestOf(req: EngineRequest): RouteRequest {
+  const o = req.router_config_override;
+  return {
+    requestId: req.request_id,
+    tokenIds: req.token_ids,
+    ...(o === undefined ? {} : {
+      overrides: {
+        ...(o.overlap_score_weight === undefined
+          ? {}
+          : { overlapScoreWeight: o.overlap_score_weight }),
+        ...(o.router_temperature === undefined ? {} : { temperature: o.router_temperature }),
+      },
+    }),
+  };
 }

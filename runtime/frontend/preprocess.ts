@@ -130,6 +130,9 @@ function build(
     },
     eos_token_ids: [...model.tokenizer.eosTokenIds],
     ...(pinned === undefined ? {} : { routing: { backend_instance_id: pinned } }),
+    ...(body.nvext?.router_config_override === undefined
+      ? {}
+      : { router_config_override: body.nvext.router_config_override }),
   };
   return {
     engineRequest,

@@ -24,9 +24,14 @@ export const EngineRequestSchema = z.object({
   eos_token_ids: z.array(z.number().int().nonnegative()),
   /** Set by a later disaggregation stage; opaque to the frontend. */
   prefill_result: z.unknown().optional(),
-  /** Routing hints and overrides; the router reads them, engines ignore them. */
+  /** Routing hints; the router reads them, engines ignore them. */
   routing: z.object({
     backend_instance_id: z.number().int().optional(),
+  }).optional(),
+  /** Per-request router settings (Dynamo's RouterConfigOverride). */
+  router_config_override: z.object({
+    overlap_score_weight: z.number().min(0).optional(),
+    router_temperature: z.number().min(0).optional(),
   }).optional(),
 });
 export type EngineRequest = z.infer<typeof EngineRequestSchema>;

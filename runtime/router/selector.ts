@@ -1,6 +1,7 @@
 import type { ModelCard } from "../protocol/mod.ts";
+import type { RouterOverrides } from "./kv_router_config.ts";
 
-export const ROUTER_MODES = ["round-robin", "random"] as const;
+export const ROUTER_MODES = ["round-robin", "random", "kv"] as const;
 export type RouterMode = typeof ROUTER_MODES[number];
 
 /** A worker that can take a request for a model. */
@@ -13,6 +14,8 @@ export interface WorkerCandidate {
 export interface RouteRequest {
   readonly requestId: string;
   readonly tokenIds: readonly number[];
+  /** Per-request router settings (`nvext.router_config_override`). */
+  readonly overrides?: RouterOverrides;
 }
 
 /** The chosen worker and, for explainable policies, why. */
@@ -29,8 +32,15 @@ export interface RouteDecision {
  */
 export interface WorkerSelector {
   readonly mode: string;
-  /** Picks one of `candidates` (never empty). */
-  select(request: RouteRequest, candidates: readonly WorkerCandidate[]): RouteDecision;
+  /**
+   * Picks one of `candidates` (never empty). A policy with an admission queue may answer
+   * later; `signal` cancels the wait. Throws `overloaded` when every worker is busy.
+   */
+  select(
+    request: RouteRequest,
+    candidates: readonly WorkerCandidate[],
+    signal?: AbortSignal,
+  ): RouteDecision | Promise<RouteDecision>;
   /** The request was sent to `instanceId`. */
   onRouted?(request: RouteRequest, instanceId: number): void;
   /** The first output token of the request arrived (its prefill is done). */
