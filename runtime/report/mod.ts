@@ -6,3 +6,5 @@
  */
 export type { LatencyStats, Report, RequestSample, WorkerStats } from "./report.ts";
 export { latencyStats, percentile, summarize, type SummaryInfo } from "./summarize.ts";
+export { formatComparison, formatSummary } from "./format.ts";
+export { renderHtml } from "./html.ts";
