@@ -22,14 +22,18 @@ const log = new Logger("worker");
 /** Engines `dynamo worker` can run today. */
 export const WORKER_ENGINES = ["mocker"] as const;
 
+/** A mocker flag and the option it sets (its value multiplied by `scale`, if given). */
+export type MockerFlagSpec = FlagSpec & { option: keyof MockerOptionsInput; scale?: number };
+
 /** The mocker's flags, named as Dynamo's mocker names them, and the option each sets. */
-const MOCKER_FLAGS: readonly (FlagSpec & { option: keyof MockerOptionsInput; scale?: number })[] = [
+export const MOCKER_FLAGS: readonly MockerFlagSpec[] = [
   {
     name: "num-gpu-blocks-override",
     option: "numGpuBlocks",
     type: "int",
     default: 16384,
     min: 1,
+    max: 1 << 24,
     help: "KV cache capacity in blocks",
   },
   {
@@ -38,6 +42,7 @@ const MOCKER_FLAGS: readonly (FlagSpec & { option: keyof MockerOptionsInput; sca
     type: "int",
     default: 64,
     min: 1,
+    max: 4096,
     help: "Tokens per KV block",
   },
   {
@@ -46,6 +51,7 @@ const MOCKER_FLAGS: readonly (FlagSpec & { option: keyof MockerOptionsInput; sca
     type: "int",
     default: 256,
     min: 1,
+    max: 1 << 16,
     help: "Most requests in a batch",
   },
   {
@@ -54,6 +60,7 @@ const MOCKER_FLAGS: readonly (FlagSpec & { option: keyof MockerOptionsInput; sca
     type: "int",
     default: 8192,
     min: 1,
+    max: 1 << 24,
     help: "Token budget of one forward pass",
   },
   {
@@ -102,6 +109,7 @@ const MOCKER_FLAGS: readonly (FlagSpec & { option: keyof MockerOptionsInput; sca
     type: "int",
     default: 40960,
     min: 1,
+    max: 1 << 24,
     help: "Longest prompt + output, in tokens",
   },
   {
@@ -134,6 +142,7 @@ const MOCKER_FLAGS: readonly (FlagSpec & { option: keyof MockerOptionsInput; sca
     type: "int",
     default: 4096,
     min: 1,
+    max: 1 << 20,
     help: "Queued requests beyond this are refused (overloaded)",
   },
 ];
@@ -275,9 +284,13 @@ export const workerCommand: Command = {
   },
 };
 
-function mockerOptions(args: ParsedArgs): MockerOptionsInput {
+/** Resolves the mocker flags among `flags` into engine options; a bad value is a UsageError. */
+export function mockerOptions(
+  args: ParsedArgs,
+  flags: readonly MockerFlagSpec[] = MOCKER_FLAGS,
+): MockerOptionsInput {
   const input: Record<string, unknown> = {};
-  for (const f of MOCKER_FLAGS) {
+  for (const f of flags) {
     const value = args.values[f.name];
     if (value !== undefined) {
       input[f.option] = typeof value === "number" && f.scale ? value * f.scale : value;

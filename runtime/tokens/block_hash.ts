@@ -1,5 +1,8 @@
 import { xxh3 } from "@node-rs/xxhash";
 
+/** Token ids go into the hash as u32 little-endian; on a little-endian host a Uint32Array is that. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** Dynamo's XXH3 seed for block hashes (`XXH3_SEED`, lib/kv-router/src/protocols.rs). */
 export const XXH3_SEED = 1337n;
 
@@ -19,6 +22,7 @@ export function loraSeed(loraName: string | undefined): bigint {
 export class BlockHasher {
   #scratch = new Uint8Array(0);
   #view = new DataView(this.#scratch.buffer);
+  #words = new Uint32Array(this.#scratch.buffer);
   #pair = new Uint8Array(16);
   #pairView = new DataView(this.#pair.buffer);
 
@@ -37,13 +41,19 @@ export class BlockHasher {
     if (this.#scratch.length < bytes) {
       this.#scratch = new Uint8Array(bytes);
       this.#view = new DataView(this.#scratch.buffer);
+      this.#words = new Uint32Array(this.#scratch.buffer);
     }
     const block = this.#scratch.subarray(0, bytes);
     const out = new Array<bigint>(blocks);
     for (let b = 0; b < blocks; b++) {
       const base = b * blockSizeTokens;
-      for (let i = 0; i < blockSizeTokens; i++) {
-        this.#view.setUint32(i * 4, tokens[base + i]!, true);
+      if (LITTLE_ENDIAN) {
+        const words = this.#words;
+        for (let i = 0; i < blockSizeTokens; i++) words[i] = tokens[base + i]!;
+      } else {
+        for (let i = 0; i < blockSizeTokens; i++) {
+          this.#view.setUint32(i * 4, tokens[base + i]!, true);
+        }
       }
       out[b] = xxh3.xxh64(block, seed);
     }

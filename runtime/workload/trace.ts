@@ -61,30 +61,35 @@ export const TRACE_TOKEN_RANGE = 100_000;
 /**
  * The deterministic tokens of one trace block: `blockSize` tokens that depend only on the
  * hash id and the position, so requests sharing leading hash ids share a token prefix, and
- * distinct ids never collide on a block.
+ * distinct ids never collide on a block. Writes `out[start .. start + count)`.
  */
-export function traceBlockTokens(hashId: number, blockSize: number, out: number[]): void {
-  let x = (Math.imul(hashId + 1, 0x9e3779b1) ^ 0x85ebca6b) >>> 0 || 1;
-  for (let j = 0; j < blockSize; j++) {
-    // xorshift32, seeded per block.
+export function traceBlockTokens(
+  hashId: number,
+  out: number[],
+  start: number,
+  count: number,
+): void {
+  let x = (Math.imul(hashId + 1, 0x9e3779b1) ^ 0x85ebca6b) | 0 || 1;
+  for (let j = 0; j < count; j++) {
+    // xorshift32, seeded per block; kept in int32 so V8 stays on integer arithmetic.
     x ^= x << 13;
-    x >>>= 0;
     x ^= x >>> 17;
     x ^= x << 5;
-    x >>>= 0;
-    out.push(TRACE_TOKEN_BASE + (x % TRACE_TOKEN_RANGE));
+    out[start + j] = TRACE_TOKEN_BASE + ((x >>> 0) % TRACE_TOKEN_RANGE);
   }
 }
 
 /** A request's prompt: each hash id expanded to `blockSize` tokens, cut to input_length. */
 export function traceTokens(line: TraceLine, blockSize: number): number[] {
-  const out: number[] = [];
+  const n = line.input_length;
+  const out = new Array<number>(n).fill(TRACE_TOKEN_BASE);
+  let pos = 0;
   for (const id of line.hash_ids) {
-    if (out.length >= line.input_length) break;
-    traceBlockTokens(id, blockSize, out);
+    if (pos >= n) break;
+    const count = Math.min(blockSize, n - pos);
+    traceBlockTokens(id, out, pos, count);
+    pos += count;
   }
-  if (out.length > line.input_length) out.length = line.input_length;
-  while (out.length < line.input_length) out.push(TRACE_TOKEN_BASE); // more tokens than ids cover
   return out;
 }
 

@@ -41,6 +41,8 @@ export interface KvManagerOptions {
   readonly numGpuBlocks: number;
   readonly enablePrefixCaching: boolean;
   readonly dpRank?: number;
+  /** Include token ids in Stored events (default true). */
+  readonly emitTokenIds?: boolean;
 }
 
 /**
@@ -52,6 +54,7 @@ export class KvManager {
   readonly totalBlocks: number;
   readonly prefixCachingEnabled: boolean;
   readonly #dpRank: number;
+  readonly #emitTokenIds: boolean;
   readonly #cache = new Map<bigint, KvBlock>();
   /** Blocks taking capacity: cached ones (active or inactive) and private ones. */
   #usedBlocks = 0;
@@ -71,6 +74,7 @@ export class KvManager {
     this.totalBlocks = options.numGpuBlocks;
     this.prefixCachingEnabled = options.enablePrefixCaching;
     this.#dpRank = options.dpRank ?? 0;
+    this.#emitTokenIds = options.emitTokenIds ?? true;
   }
 
   /** Blocks in use: active (referenced) plus inactive (cached, evictable). */
@@ -335,11 +339,13 @@ export class KvManager {
       const blocks: KvStoredBlock[] = new Array(end - start);
       for (let k = start; k < end; k++) {
         const i = indices[k]!;
-        blocks[k - start] = {
-          block_hash: source.sequenceHash(i),
-          tokens_hash: source.localHash(i),
-          token_ids: source.blockTokenIds(i),
-        };
+        blocks[k - start] = this.#emitTokenIds
+          ? {
+            block_hash: source.sequenceHash(i),
+            tokens_hash: source.localHash(i),
+            token_ids: source.blockTokenIds(i),
+          }
+          : { block_hash: source.sequenceHash(i), tokens_hash: source.localHash(i) };
       }
       const parent_hash = first === 0 ? null : source.sequenceHash(first - 1);
       this.#emit({ stored: { parent_hash, blocks } });

@@ -28,6 +28,11 @@ export interface MockerCoreDeps {
   readonly perfModel?: PerfModel;
   /** The data-parallel rank stamped on KV events. */
   readonly dpRank?: number;
+  /**
+   * Put each stored block's token ids in KV events (default true; vLLM's wire format needs
+   * them). A simulator feeding the router's index directly skips them: it reads only hashes.
+   */
+  readonly emitTokenIds?: boolean;
 }
 
 /** What one pass did, for metrics and the simulator. */
@@ -80,6 +85,7 @@ export class MockerCore {
       numGpuBlocks: o.numGpuBlocks,
       enablePrefixCaching: o.enablePrefixCaching,
       dpRank: deps.dpRank ?? 0,
+      emitTokenIds: deps.emitTokenIds ?? true,
     });
     this.#scheduler = new VllmScheduler(o, this.#kv);
   }
@@ -164,6 +170,11 @@ export class MockerCore {
         waitingRequests: this.#scheduler.numWaiting,
       },
     };
+  }
+
+  /** KV blocks referenced by running requests (what `load().kv_used_blocks` reports). */
+  get kvActiveBlocks(): number {
+    return this.#kv.activeBlocks;
   }
 
   /** True while any request is waiting or running. */
