@@ -1,11 +1,13 @@
 import { DynamoError } from "../runtime/errors/mod.ts";
 import { Logger } from "../runtime/observability/mod.ts";
 import { VERSION } from "../runtime/version.ts";
+import { benchCommand } from "./bench.ts";
 import { type Command, runCommand, usageFailure } from "./command.ts";
 import { frontendCommand } from "./frontend.ts";
 import { kvCommand, runKv } from "./kv.ts";
 import { routerCommand } from "./router.ts";
 import { serveCommand } from "./serve.ts";
+import { simCommand } from "./sim.ts";
 import { statusCommand } from "./status.ts";
 import { workerCommand } from "./worker.ts";
 
@@ -16,6 +18,8 @@ const COMMANDS: readonly Command[] = [
   routerCommand,
   statusCommand,
   kvCommand,
+  benchCommand,
+  simCommand,
 ];
 
 const log = new Logger("dynamo");
