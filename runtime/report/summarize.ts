@@ -53,8 +53,13 @@ export function summarize(samples: readonly RequestSample[], info: SummaryInfo):
       errorsByType[s.errorType ?? "error"] = (errorsByType[s.errorType ?? "error"] ?? 0) + 1;
     }
   }
-  const start = Math.min(...samples.map((s) => s.startMs));
-  const end = Math.max(...samples.map((s) => s.endMs));
+  // A loop, not Math.min(...spread): a spread of 100k+ arguments overflows the stack.
+  let start = Infinity;
+  let end = -Infinity;
+  for (const s of samples) {
+    if (s.startMs < start) start = s.startMs;
+    if (s.endMs > end) end = s.endMs;
+  }
   const durationS = samples.length === 0 ? 0 : Math.max(0, end - start) / 1000;
   const itls: number[] = [];
   for (const s of ok) if (s.itlMs !== undefined) { for (const v of s.itlMs) itls.push(v); }

@@ -207,8 +207,11 @@ export class KvSelector implements WorkerSelector {
     });
     const eligible = costs.filter((c) => !c.busy);
     // Ties and sampling draw from a stream seeded by the router seed and the request's first
-    // block, so explaining a request and then routing it choose the same worker.
-    const rng = new SeededRng(this.#seed ^ Number((prepared.localHashes[0] ?? 0n) & 0xffff_ffffn));
+    // block (its tokens, for a prompt shorter than a block), so explaining a request and
+    // then routing it choose the same worker, and different short prompts spread.
+    const first = prepared.localHashes[0];
+    const salt = first !== undefined ? Number(first & 0xffff_ffffn) : tokensSalt(request.tokenIds);
+    const rng = new SeededRng(this.#seed ^ salt);
     const instanceId = pickWorker(eligible.length > 0 ? eligible : costs, temperature, rng);
     const m = this.#state.metrics;
     m.schedulingMs.observe({ router_id: m.routerId }, this.#stopwatch() - t);
@@ -319,4 +322,14 @@ export class KvSelector implements WorkerSelector {
       ? prepared.trackedHashes
       : this.#hasher.sequenceHashes(prepared.localHashes);
   }
+}
+
+/** FNV-1a over token ids: a salt for prompts too short to have a block hash. */
+function tokensSalt(tokens: readonly number[]): number {
+  let h = 0x811c9dc5;
+  for (const t of tokens) {
+    h ^= t;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
