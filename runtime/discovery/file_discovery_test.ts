@@ -74,10 +74,17 @@ async function namesIn(dir: string): Promise<string[]> {
 }
 
 /** Writes a file the way a foreign process would: no temp file, no backend. */
+/**
+ * Writes a key file as another process would: through a `.tmp_` file and a rename, as
+ * Dynamo's writers do, so a watcher never reads it half-written (an in-place write is first
+ * an empty file, which a busy machine's watcher may see and report as invalid).
+ */
 async function writeForeign(dir: string, key: string, text: string): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
   const path = join(dir, encodeKeyForFile(key));
-  await Deno.writeTextFile(path, text);
+  const tmp = join(dir, `.tmp_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`);
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
   return path;
 }
 
@@ -243,12 +250,15 @@ Deno.test("FileDiscovery.watch() finds plain writes by rescanning when notificat
       const dir = instancesDir(rootDir);
       const path = await writeForeign(dir, KEY, JSON.stringify(sampleEndpoint(1)));
       assert.deepEqual(await watch.next(), { kind: "added", key: KEY, value: sampleEndpoint(1) });
-      // An in-place rewrite, same inode, as an editor or another NFS client might do.
-      await Deno.writeTextFile(path, JSON.stringify(sampleEndpoint(1, 31_337)));
+      // An in-place rewrite, same inode, as an editor or another NFS client might do. Its
+      // size differs: file mtimes come from the kernel's coarse clock, so a same-size rewrite
+      // within one tick of a rescan's read is invisible until the next change (our own
+      // writers rename a new inode into place, so they never hit this).
+      await Deno.writeTextFile(path, JSON.stringify(sampleEndpoint(1, 8)));
       assert.deepEqual(await watch.next(), {
         kind: "added",
         key: KEY,
-        value: sampleEndpoint(1, 31_337),
+        value: sampleEndpoint(1, 8),
       });
       await Deno.remove(path);
       assert.deepEqual(await watch.next(), { kind: "removed", key: KEY });
@@ -322,8 +332,9 @@ Deno.test("FileDiscovery: a SIGKILLed worker disappears from a watcher within TT
     stderr: "inherit",
   }).spawn();
   const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  // Same TTL as the worker: each process judges others' leases by its own TTL.
-  const frontend = await FileDiscovery.open({ rootDir, ttlMs: 1_000, rescanMs: 200 });
+  // Same TTL as the worker: each process judges others' leases by its own TTL. 2 s (not
+  // the 1 s minimum) so a loaded machine that stalls the child's refresh cannot expire it.
+  const frontend = await FileDiscovery.open({ rootDir, ttlMs: 2_000, rescanMs: 200 });
   const watch = new WatchReader(frontend, BUCKETS.instances);
   try {
     await readUntil(stdout, "ready", 30_000);
@@ -343,7 +354,7 @@ Deno.test("FileDiscovery: a SIGKILLed worker disappears from a watcher within TT
     console.log(
       `SIGKILL to removed: ${removedAtMs - killedAtMs} ms; last lease touch to removed: ${
         removedAtMs - lastTouchMs
-      } ms (ttl 1000 ms, refresh 333 ms, rescan 200 ms)`,
+      } ms (ttl 2000 ms, refresh 667 ms, rescan 200 ms)`,
     );
     assert.equal(await exists(path), false);
     assert.equal((await child.status).signal, "SIGKILL");

@@ -15,7 +15,7 @@ if (rootDir === undefined || idText === undefined) {
   Deno.exit(2);
 }
 const instanceId = Number(idText);
-const discovery = await FileDiscovery.open({ rootDir, ttlMs: 1_000 });
+const discovery = await FileDiscovery.open({ rootDir, ttlMs: 2_000 });
 await discovery.put(
   BUCKETS.instances,
   discoveryKey("dynamo", "backend", "generate", instanceId),
