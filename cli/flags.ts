@@ -167,5 +167,10 @@ export function formatFlags(specs: readonly FlagSpec[]): string {
     return { left, right: s.help + (notes.length > 0 ? ` (${notes.join("; ")})` : "") };
   });
   const width = Math.min(34, Math.max(...rows.map((r) => r.left.length)) + 2);
-  return rows.map((r) => `  ${r.left.padEnd(width)}${r.right}`).join("\n");
+  // A flag too long for the column gets its description on the next line.
+  return rows.map((r) =>
+    r.left.length + 2 > width
+      ? `  ${r.left}\n  ${" ".repeat(width)}${r.right}`
+      : `  ${r.left.padEnd(width)}${r.right}`
+  ).join("\n");
 }
