@@ -1,4 +1,4 @@
-import type { LatencyStats, Report } from "./report.ts";
+import type { Histogram, LatencyStats, Report } from "./report.ts";
 
 const COLORS = [
   "#1f77b4",
@@ -118,6 +118,67 @@ function lineChart(
   return svg + "</svg>";
 }
 
+/** Cumulative distributions on a log x axis, one line per report. */
+function cdfChart(
+  title: string,
+  reports: readonly Report[],
+  pick: (r: Report) => Histogram | undefined,
+): string {
+  const w = 640;
+  const h = 260;
+  const pad = { l: 50, r: 10, t: 30, b: 44 };
+  const series = reports.map((r) => ({ name: r.label, hist: pick(r) })).filter((s) =>
+    s.hist !== undefined && s.hist.counts.some((c) => c > 0)
+  );
+  if (series.length === 0) return "";
+  const used = series.flatMap((s) =>
+    s.hist!.counts.flatMap((
+      c,
+      i,
+    ) => (c > 0 ? [s.hist!.bounds_ms[Math.min(i, s.hist!.bounds_ms.length - 1)]!] : []))
+  );
+  const minX = Math.log10(Math.max(0.1, Math.min(...used) / 2));
+  const maxX = Math.log10(Math.max(...used) * 1.2);
+  const x = (v: number) =>
+    pad.l + (w - pad.l - pad.r) * ((Math.log10(v) - minX) / Math.max(1e-9, maxX - minX));
+  const y = (f: number) => pad.t + (h - pad.t - pad.b) * (1 - f);
+  let svg = `<svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img"><title>${
+    esc(title)
+  }</title>`;
+  svg += `<text x="${w / 2}" y="18" text-anchor="middle" font-weight="bold">${esc(title)}</text>`;
+  for (const f of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
+    svg += `<line x1="${pad.l}" x2="${w - pad.r}" y1="${y(f)}" y2="${y(f)}" stroke="#ddd"/>`;
+    svg += `<text x="${pad.l - 6}" y="${y(f) + 4}" text-anchor="end" font-size="11">${f}</text>`;
+  }
+  for (let e = Math.ceil(minX); e <= Math.floor(maxX); e++) {
+    const v = Math.pow(10, e);
+    svg += `<line x1="${x(v)}" x2="${x(v)}" y1="${pad.t}" y2="${h - pad.b}" stroke="#eee"/>`;
+    svg += `<text x="${x(v)}" y="${h - pad.b + 16}" text-anchor="middle" font-size="11">${
+      v >= 1000 ? `${v / 1000} s` : `${v} ms`
+    }</text>`;
+  }
+  series.forEach((s, si) => {
+    const total = s.hist!.counts.reduce((a, b) => a + b, 0);
+    let cum = 0;
+    const pts: string[] = [];
+    s.hist!.counts.forEach((c, i) => {
+      const bound = s.hist!.bounds_ms[Math.min(i, s.hist!.bounds_ms.length - 1)]!;
+      if (cum === 0 && c === 0) return;
+      cum += c;
+      pts.push(`${x(bound)},${y(cum / total)}`);
+    });
+    const color = COLORS[si % COLORS.length];
+    svg += `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(" ")}"/>`;
+    svg += `<text x="${pad.l + 6}" y="${pad.t + 14 * (si + 1)}" font-size="11" fill="${color}">${
+      esc(s.name)
+    }</text>`;
+  });
+  svg += `<text x="${w / 2}" y="${
+    h - 8
+  }" text-anchor="middle" font-size="12">latency (log scale); y: fraction of requests at or below</text>`;
+  return svg + "</svg>";
+}
+
 function latencyBars(
   title: string,
   reports: readonly Report[],
@@ -167,6 +228,9 @@ export function renderHtml(
   options: { title: string; x?: { label: string; valueOf: (r: Report) => number } },
 ): string {
   const charts = [
+    cdfChart("TTFT distribution", reports, (r) => r.distributions?.ttft_ms),
+    cdfChart("Inter-token latency distribution", reports, (r) => r.distributions?.itl_ms),
+    cdfChart("End-to-end latency distribution", reports, (r) => r.distributions?.e2e_ms),
     latencyBars("Time to first token", reports, (r) => r.ttft_ms),
     latencyBars("Inter-token latency", reports, (r) => r.itl_ms),
     latencyBars("End-to-end latency", reports, (r) => r.e2e_ms),

@@ -10,6 +10,15 @@ export interface LatencyStats {
   readonly count: number;
 }
 
+/**
+ * A latency distribution: counts of observations per log-spaced bucket; bucket i holds
+ * values in (bounds_ms[i-1], bounds_ms[i]], the last one everything above.
+ */
+export interface Histogram {
+  readonly bounds_ms: readonly number[];
+  readonly counts: readonly number[];
+}
+
 export interface WorkerStats {
   /** Instance id (hex) for bench, `worker-N` for sim. */
   readonly worker: string;
@@ -42,6 +51,12 @@ export interface Report {
   readonly ttft_ms: LatencyStats;
   readonly itl_ms: LatencyStats;
   readonly e2e_ms: LatencyStats;
+  /** Full distributions behind ttft_ms, itl_ms and e2e_ms (plotted as CDFs in the HTML). */
+  readonly distributions: {
+    readonly ttft_ms: Histogram;
+    readonly itl_ms: Histogram;
+    readonly e2e_ms: Histogram;
+  };
   readonly throughput: {
     readonly requests_per_s: number;
     readonly output_tokens_per_s: number;

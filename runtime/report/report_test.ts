@@ -71,6 +71,14 @@ Deno.test("summarize() computes counts, rates, hit rate and goodput from samples
     ["b", 1, 0],
   ]);
   assert.equal(r.goodput?.requests, 1);
+  assert.equal(r.distributions.e2e_ms.counts.reduce((a, b) => a + b, 0), 2);
+  const bounds = r.distributions.ttft_ms.bounds_ms;
+  const i100 = bounds.findIndex((b) => b >= 100);
+  assert.equal(
+    r.distributions.ttft_ms.counts[i100],
+    1,
+    "100 ms lands in the first bucket bound >= 100",
+  );
   assert.equal(r.sim_duration_s, null);
   assert.match(formatSummary(r), /requests 2, errors 1 \(overload 1\)/);
 });
@@ -90,7 +98,7 @@ Deno.test("renderHtml() and formatComparison() show every report", () => {
   });
   assert.match(html, /^<!doctype html>/);
   assert.match(html, /Sweep &lt;test&gt;/);
-  assert.equal((html.match(/<svg /g) ?? []).length, 5);
+  assert.equal((html.match(/<svg /g) ?? []).length, 8, "3 CDFs, 3 bar charts, 2 line charts");
   assert.ok(!html.includes("<script"));
   const table = formatComparison(a, b);
   assert.match(table, /TTFT p50 ms\s+200\s+100\s+0\.500x/);

@@ -1,4 +1,27 @@
-import type { LatencyStats, Report, RequestSample, WorkerStats } from "./report.ts";
+import type { Histogram, LatencyStats, Report, RequestSample, WorkerStats } from "./report.ts";
+
+/** Histogram bounds: 60 log-spaced buckets from 0.1 ms to 1,000 s (about 4 per factor of 2). */
+const BOUNDS_MS: readonly number[] = Array.from(
+  { length: 60 },
+  (_, i) => Number((0.1 * Math.pow(1e7, i / 59)).toPrecision(3)),
+);
+
+/** Counts `values` into the log-spaced buckets. */
+export function histogram(values: ArrayLike<number>): Histogram {
+  const counts = new Array<number>(BOUNDS_MS.length + 1).fill(0);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    let lo = 0;
+    let hi = BOUNDS_MS.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (BOUNDS_MS[mid]! < v) lo = mid + 1;
+      else hi = mid;
+    }
+    counts[lo]!++;
+  }
+  return { bounds_ms: BOUNDS_MS, counts };
+}
 
 /** Linear-interpolation percentile (numpy's default) of sorted values. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
@@ -63,6 +86,10 @@ export function summarize(samples: readonly RequestSample[], info: SummaryInfo):
   const durationS = samples.length === 0 ? 0 : Math.max(0, end - start) / 1000;
   const itls: number[] = [];
   for (const s of ok) if (s.itlMs !== undefined) { for (const v of s.itlMs) itls.push(v); }
+  const ttfts = ok.filter((s) => s.firstTokenMs !== undefined).map((s) =>
+    s.firstTokenMs! - s.startMs
+  );
+  const e2es = ok.map((s) => s.endMs - s.startMs);
   const inputTokens = ok.reduce((a, s) => a + s.inputTokens, 0);
   const outputTokens = ok.reduce((a, s) => a + s.outputTokens, 0);
   const withCache = ok.filter((s) => s.cachedTokens !== undefined);
@@ -81,11 +108,10 @@ export function summarize(samples: readonly RequestSample[], info: SummaryInfo):
     errors_by_type: errorsByType,
     input_tokens: inputTokens,
     output_tokens: outputTokens,
-    ttft_ms: latencyStats(
-      ok.filter((s) => s.firstTokenMs !== undefined).map((s) => s.firstTokenMs! - s.startMs),
-    ),
+    ttft_ms: latencyStats(ttfts),
     itl_ms: latencyStats(itls),
-    e2e_ms: latencyStats(ok.map((s) => s.endMs - s.startMs)),
+    e2e_ms: latencyStats(e2es),
+    distributions: { ttft_ms: histogram(ttfts), itl_ms: histogram(itls), e2e_ms: histogram(e2es) },
     throughput: {
       requests_per_s: rate(ok.length),
       output_tokens_per_s: rate(outputTokens),
