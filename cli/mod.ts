@@ -5,6 +5,7 @@ import { benchCommand } from "./bench.ts";
 import { type Command, runCommand, usageFailure } from "./command.ts";
 import { frontendCommand } from "./frontend.ts";
 import { kvCommand, runKv } from "./kv.ts";
+import { mockerCommand, runMocker } from "./mocker.ts";
 import { routerCommand } from "./router.ts";
 import { serveCommand } from "./serve.ts";
 import { simCommand } from "./sim.ts";
@@ -18,6 +19,7 @@ const COMMANDS: readonly Command[] = [
   routerCommand,
   statusCommand,
   kvCommand,
+  mockerCommand,
   benchCommand,
   simCommand,
 ];
@@ -62,6 +64,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   try {
     if (command === kvCommand) return await runKv(rest);
+    if (command === mockerCommand) return await runMocker(rest);
     return await runCommand(command, rest);
   } catch (err) {
     if (err instanceof DynamoError && err.errorClass === "invalid_request") {

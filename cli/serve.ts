@@ -126,12 +126,16 @@ function childSpecs(
   return specs;
 }
 
-/** `{speedup-ratio: 10}` → `["--speedup-ratio", "10"]`; booleans become `--x` / `--no-x`. */
+/**
+ * `{speedup-ratio: 10}` → `["--speedup-ratio=10"]`; booleans become `--x` / `--no-x`. The
+ * `=` form keeps a value that starts with "-" (a negative number, `engine-args: "--x 1"`)
+ * from being read as a flag.
+ */
 function argsFromMap(map: Readonly<Record<string, string | number | boolean>>): string[] {
-  return Object.entries(map).flatMap(([key, value]) => {
+  return Object.entries(map).map(([key, value]) => {
     const flag = key.replaceAll("_", "-");
-    if (typeof value === "boolean") return [value ? `--${flag}` : `--no-${flag}`];
-    return [`--${flag}`, String(value)];
+    if (typeof value === "boolean") return value ? `--${flag}` : `--no-${flag}`;
+    return `--${flag}=${String(value)}`;
   });
 }
 

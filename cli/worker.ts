@@ -3,6 +3,7 @@ import { ENV } from "../runtime/config/mod.ts";
 import { FileDiscovery } from "../runtime/discovery/mod.ts";
 import {
   buildMockerVocabulary,
+  type Engine,
   MockerEngine,
   type MockerOptionsInput,
   resolveMockerOptions,
@@ -11,16 +12,17 @@ import { DynamoError } from "../runtime/errors/mod.ts";
 import { ModelTokenizer } from "../runtime/llm/mod.ts";
 import { Logger } from "../runtime/observability/mod.ts";
 import { WorkerRoleHandle } from "../runtime/worker/mod.ts";
-import { systemClock } from "../runtime/util/mod.ts";
+import { deferred, systemClock } from "../runtime/util/mod.ts";
 import type { Command } from "./command.ts";
 import { COMMON_FLAGS, requestPlaneLimits, resolveCommon, shutdownSignal } from "./common.ts";
 import type { FlagSpec, ParsedArgs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
+import { checkEngineFlags, EXTERNAL_ENGINE_FLAGS, vllmWorkerEngine } from "./worker_vllm.ts";
 
 const log = new Logger("worker");
 
 /** Engines `dynamo worker` can run today. */
-export const WORKER_ENGINES = ["mocker"] as const;
+export const WORKER_ENGINES = ["mocker", "vllm"] as const;
 
 /** A mocker flag and the option it sets (its value multiplied by `scale`, if given). */
 export type MockerFlagSpec = FlagSpec & { option: keyof MockerOptionsInput; scale?: number };
@@ -150,13 +152,24 @@ export const MOCKER_FLAGS: readonly MockerFlagSpec[] = [
 export const workerCommand: Command = {
   name: "worker",
   summary: "Run one engine instance and serve it on the request plane",
-  usage: "--engine mocker --model-path DIR [--model-name NAME] [engine flags]",
+  usage: [
+    "--engine mocker --model-path DIR [--model-name NAME] [engine flags]",
+    "       dynamo worker --engine vllm --model NAME [--model-path DIR] [--engine-bin PATH] [-- vllm serve args]",
+  ].join("\n"),
   details: [
     "The worker registers its endpoint and model card in discovery once its engine is ready,",
     "publishes its load on the event plane, and on SIGTERM deregisters, drains in-flight",
     "requests (bounded by --drain-timeout-secs) and exits.",
     "",
+    "With --engine vllm the worker runs `vllm serve` as a supervised child process on ports it",
+    "picks, with KV events, prefix caching, --block-size (default 16) and cached-token usage;",
+    "--num-gpu-blocks-override, --max-num-seqs, --max-num-batched-tokens, --context-length",
+    "(as --max-model-len), --[no-]enable-chunked-prefill and --seed are passed on, and",
+    "arguments after -- go to vLLM untouched. If vLLM exits, the worker deregisters, restarts",
+    "it with backoff and registers again once it is ready.",
+    "",
     "Example: dynamo worker --engine mocker --model-path ./models/qwen3 --model-name Qwen/Qwen3-0.6B",
+    "Example: dynamo worker --engine vllm --model Qwen/Qwen3-0.6B -- --gpu-memory-utilization 0.85",
   ].join("\n"),
   flags: [
     {
@@ -170,7 +183,8 @@ export const workerCommand: Command = {
       name: "model-path",
       type: "string",
       valueName: "dir",
-      help: "Model directory with tokenizer.json and tokenizer_config.json (required)",
+      help:
+        "Model directory with tokenizer.json and tokenizer_config.json (required for the mocker)",
     },
     {
       name: "model-name",
@@ -222,32 +236,29 @@ export const workerCommand: Command = {
       max: 65535,
       help: "Mocker: port it publishes KV events on, in vLLM's ZMQ format (0 = any free port)",
     },
+    ...EXTERNAL_ENGINE_FLAGS,
     ...COMMON_FLAGS,
   ],
   async run(args) {
     const common = resolveCommon(args);
-    const modelPathArg = args.values["model-path"] as string | undefined;
-    if (modelPathArg === undefined) throw new UsageError("Missing required flag --model-path");
-    const modelPath = resolve(modelPathArg);
-    const options = mockerOptions(args);
-    const tokenizer = await ModelTokenizer.load(modelPath);
-    const rpcHost = hosts(args.values["rpc-host"] as string).host;
-    const zmqHost = rpcHost === "0.0.0.0" || rpcHost === "::" ? "127.0.0.1" : rpcHost;
-    const engine = new MockerEngine({
-      options,
-      // The mocker publishes its cache changes in vLLM's ZMQ format, and the worker
-      // subscribes to them exactly as it would to a real vLLM.
-      zmqKvEvents: {
-        endpoint: `tcp://${zmqHost}:${args.values["zmq-kv-events-port"] as number}`,
-        replayEndpoint: `tcp://${zmqHost}:0`,
-      },
-      vocabulary: buildMockerVocabulary(
-        (text) => tokenizer.encode(text, { addSpecialTokens: false }),
-        [...tokenizer.eosTokenIds],
-      ),
-    });
+    const engineKind = args.values["engine"] as string;
+    checkEngineFlags(args, engineKind, MOCKER_FLAGS);
+    const loadIntervalMs = args.values["load-interval-ms"] as number;
+    const served = engineKind === "vllm"
+      ? await vllmWorkerEngine(args, { loadIntervalMs })
+      : mockerEngine(args);
+    const tokenizer = await ModelTokenizer.load(served.tokenizerDir);
+    const engine = served.makeEngine(tokenizer);
     const discovery = await FileDiscovery.open({ rootDir: common.discoveryDir });
     const signal = shutdownSignal();
+    // An external engine that keeps failing after the worker started: stop and exit 1.
+    const failed = deferred<string>();
+    let failure: Error | undefined;
+    const stopFailureWatch = engine.onAvailability?.((change) => {
+      if (change.state !== "failed") return;
+      failure = change.error;
+      failed.resolve("engine failed");
+    });
     let worker: WorkerRoleHandle;
     try {
       worker = await WorkerRoleHandle.start({
@@ -259,30 +270,67 @@ export const workerCommand: Command = {
         namespace: common.namespace,
         component: args.values["component"] as string,
         endpoint: args.values["endpoint"] as string,
-        modelName: (args.values["model-name"] as string | undefined) ?? basename(modelPath),
-        modelPath,
-        tokenizerDir: modelPath,
+        modelName: served.modelName,
+        modelPath: served.model,
+        tokenizerDir: served.tokenizerDir,
         role: "agg",
         ...hosts(args.values["rpc-host"] as string),
         maxFrameBytes: requestPlaneLimits().maxFrameBytes,
         port: args.values["rpc-port"] as number,
-        loadIntervalMs: args.values["load-interval-ms"] as number,
+        loadIntervalMs,
         drainTimeoutMs: (args.values["drain-timeout-secs"] as number) * 1000,
       });
     } catch (err) {
+      stopFailureWatch?.();
       await engine.stop();
       await discovery.close();
       signal.dispose();
       throw err;
     }
-    const why = await signal.promise;
+    const why = await Promise.race([signal.promise, failed.promise]);
     log.info("Stopping", { reason: why });
+    stopFailureWatch?.();
     await worker.shutdown();
     await discovery.close();
     signal.dispose();
+    if (failure !== undefined) throw failure;
     return 0;
   },
 };
+
+/** The mocker as `dynamo worker --engine mocker` flags describe it. */
+function mockerEngine(args: ParsedArgs): {
+  modelName: string;
+  model: string;
+  tokenizerDir: string;
+  makeEngine: (tokenizer: ModelTokenizer) => Engine;
+} {
+  const modelPathArg = args.values["model-path"] as string | undefined;
+  if (modelPathArg === undefined) throw new UsageError("Missing required flag --model-path");
+  const modelPath = resolve(modelPathArg);
+  const options = mockerOptions(args);
+  const rpcHost = hosts(args.values["rpc-host"] as string).host;
+  const zmqHost = rpcHost === "0.0.0.0" || rpcHost === "::" ? "127.0.0.1" : rpcHost;
+  return {
+    modelName: (args.values["model-name"] as string | undefined) ?? basename(modelPath),
+    model: modelPath,
+    tokenizerDir: modelPath,
+    makeEngine: (tokenizer) =>
+      new MockerEngine({
+        options,
+        // The mocker publishes its cache changes in vLLM's ZMQ format, and the worker
+        // subscribes to them exactly as it would to a real vLLM.
+        zmqKvEvents: {
+          endpoint: `tcp://${zmqHost}:${args.values["zmq-kv-events-port"] as number}`,
+          replayEndpoint: `tcp://${zmqHost}:0`,
+        },
+        vocabulary: buildMockerVocabulary(
+          (text) => tokenizer.encode(text, { addSpecialTokens: false }),
+          [...tokenizer.eosTokenIds],
+        ),
+      }),
+  };
+}
 
 /** Resolves the mocker flags among `flags` into engine options; a bad value is a UsageError. */
 export function mockerOptions(

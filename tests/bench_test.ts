@@ -190,7 +190,9 @@ Deno.test({
         const html = await Deno.readTextFile(join(dir, "sweep.html"));
         assert.match(html, /Throughput against concurrency/);
         assert.match(html, /Latency against concurrency/);
-        assert.equal((html.match(/<polyline /g) ?? []).length, 4);
+        // 1 throughput line and 3 latency lines against concurrency, plus a CDF line per
+        // point in each of the 3 latency distributions.
+        assert.equal((html.match(/<polyline /g) ?? []).length, 4 + 3 * 2);
 
         const cmp = await runDynamo([
           "bench",

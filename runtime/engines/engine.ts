@@ -16,6 +16,17 @@ export interface EngineInfo {
   readonly contextLengthTokens: number;
 }
 
+/**
+ * A change in an engine's availability after `start()` resolved: an external engine process
+ * can die and be restarted. `down`: it cannot serve now (its worker deregisters); `ready`:
+ * it serves again, with this info (its worker registers again); `failed`: it will not come
+ * back (its worker should exit).
+ */
+export type EngineAvailability =
+  | { readonly state: "down"; readonly reason: string }
+  | { readonly state: "ready"; readonly info: EngineInfo }
+  | { readonly state: "failed"; readonly error: Error };
+
 /** A worker's load without its identity (the worker adds `worker_id` and `dp_rank`). */
 export type EngineLoad = Omit<WorkerLoad, "worker_id" | "dp_rank">;
 
@@ -45,6 +56,12 @@ export interface Engine {
   kvEventSource?():
     | { readonly endpoint: string; readonly topic: string; readonly replayEndpoint?: string }
     | undefined;
+  /**
+   * Registers a listener for availability changes after `start()` (external engines that
+   * restart their process); returns an unsubscribe function. Engines that cannot go down
+   * and come back have no such method.
+   */
+  onAvailability?(listener: (change: EngineAvailability) => void): () => void;
   /** Stops the engine; in-flight requests end with "cancelled". */
   stop(): Promise<void>;
 }

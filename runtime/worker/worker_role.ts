@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { DiscoveryBackend } from "../discovery/mod.ts";
-import type { Engine, EngineInfo } from "../engines/mod.ts";
+import type { Engine, EngineAvailability, EngineInfo } from "../engines/mod.ts";
 import { DynamoError } from "../errors/mod.ts";
 import {
   KvEventBatcher,
@@ -83,14 +83,21 @@ export interface WorkerDeps {
  */
 export class WorkerRoleHandle {
   readonly instanceId: number;
-  readonly info: EngineInfo;
   readonly #deps: WorkerDeps;
   readonly #config: WorkerConfig;
   readonly #server: RequestPlaneServer;
   readonly #publisher: EventPublisher;
-  readonly #keys: { bucket: string; key: string }[];
+  readonly #relay: KvEventRelay;
+  /** Event-channel keys: registered once, for the worker's whole life. */
+  readonly #channelKeys: RegisteredKey[];
+  /** Model and endpoint keys: withdrawn while the engine is down. */
+  readonly #servingKeys: RegisteredKey[];
   readonly #stopLoad: () => void;
-  readonly #stopKv: () => Promise<void>;
+  #info: EngineInfo;
+  #stopKv: () => Promise<void>;
+  #serving = true;
+  #stopAvailability: () => void = () => {};
+  #transitions: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
 
   private constructor(init: {
@@ -100,19 +107,33 @@ export class WorkerRoleHandle {
     config: WorkerConfig;
     server: RequestPlaneServer;
     publisher: EventPublisher;
-    keys: { bucket: string; key: string }[];
+    relay: KvEventRelay;
+    channelKeys: RegisteredKey[];
+    servingKeys: RegisteredKey[];
     stopLoad: () => void;
     stopKv: () => Promise<void>;
   }) {
     this.instanceId = init.instanceId;
-    this.info = init.info;
+    this.#info = init.info;
     this.#deps = init.deps;
     this.#config = init.config;
     this.#server = init.server;
     this.#publisher = init.publisher;
-    this.#keys = init.keys;
+    this.#relay = init.relay;
+    this.#channelKeys = init.channelKeys;
+    this.#servingKeys = init.servingKeys;
     this.#stopLoad = init.stopLoad;
     this.#stopKv = init.stopKv;
+  }
+
+  /** What the engine reported when it last became ready (it goes into the model card). */
+  get info(): EngineInfo {
+    return this.#info;
+  }
+
+  /** False while the engine is down and the worker is out of discovery. */
+  get serving(): boolean {
+    return this.#serving;
   }
 
   /** Address of the request plane, `host:port`. */
@@ -136,6 +157,13 @@ export class WorkerRoleHandle {
       throw err;
     });
     let stopKv = (): Promise<void> => Promise.resolve();
+    // Availability changes can come as soon as the engine is up: held until registered.
+    const early: EngineAvailability[] = [];
+    let follow: ((change: EngineAvailability) => void) | undefined;
+    const stopAvailability = deps.engine.onAvailability?.((change) => {
+      if (follow === undefined) early.push(change);
+      else follow(change);
+    }) ?? (() => {});
     try {
       server.register(
         config.endpoint,
@@ -150,29 +178,83 @@ export class WorkerRoleHandle {
       const info = await deps.engine.start();
       stopKv = relayKvEvents(deps.engine, relay, config, info);
       const stopLoad = publishLoad(deps, publisher, config, instanceId);
-      const keys = await register(deps, config, { instanceId, info, server, publisher });
+      const channelKeys = await registerChannels(deps, config, { instanceId, publisher });
+      const servingKeys = await registerServing(deps, config, { instanceId, info, server });
       log.info("Worker ready", {
         model: config.modelName,
         instance_id: instanceId.toString(16),
         address: `${config.advertiseHost}:${server.port}`,
         engine: info.kind,
       });
-      return new WorkerRoleHandle({
+      const handle = new WorkerRoleHandle({
         instanceId,
         info,
         deps,
         config,
         server,
         publisher,
-        keys,
+        relay,
+        channelKeys,
+        servingKeys,
         stopLoad,
         stopKv,
       });
+      handle.#stopAvailability = stopAvailability;
+      follow = (change) => handle.#onAvailability(change);
+      for (const change of early.splice(0)) follow(change);
+      return handle;
     } catch (err) {
+      stopAvailability();
       await stopKv();
       await server.close({ drainMs: 0 });
       await publisher.close();
       throw err;
+    }
+  }
+
+  /** Applies engine restarts in order: out of discovery while down, back in once ready. */
+  #onAvailability(change: EngineAvailability): void {
+    this.#transitions = this.#transitions
+      .then(() => this.#applyAvailability(change))
+      .catch((err) => log.error("Cannot follow the engine's restart", { error: err }));
+  }
+
+  async #applyAvailability(change: EngineAvailability): Promise<void> {
+    if (this.#closed !== undefined) return;
+    if (change.state === "ready") {
+      this.#info = change.info;
+      await this.#stopKv();
+      this.#stopKv = relayKvEvents(this.#deps.engine, this.#relay, this.#config, change.info);
+      await registerServing(this.#deps, this.#config, {
+        instanceId: this.instanceId,
+        info: change.info,
+        server: this.#server,
+      });
+      this.#serving = true;
+      log.info("Engine ready again; worker registered", {
+        instance_id: this.instanceId.toString(16),
+      });
+      return;
+    }
+    if (this.#serving) {
+      this.#serving = false;
+      await this.#deregister(this.#servingKeys);
+      log.warn("Engine is down; worker deregistered until it is ready again", {
+        instance_id: this.instanceId.toString(16),
+        reason: change.state === "down" ? change.reason : change.error.message,
+      });
+      // The engine's cache died with it: routers drop this worker's blocks.
+      await this.#stopKv();
+      this.#stopKv = () => Promise.resolve();
+      this.#relay.relay({ data: "cleared", dp_rank: 0 });
+    }
+  }
+
+  async #deregister(keys: readonly RegisteredKey[]): Promise<void> {
+    for (const { bucket, key } of keys) {
+      await this.#deps.discovery.delete(bucket as never, key).catch((err) =>
+        log.warn("Cannot deregister", { key, error: err })
+      );
     }
   }
 
@@ -187,11 +269,11 @@ export class WorkerRoleHandle {
       inflight: this.#server.inflightStreams,
       drain_timeout_ms: this.#config.drainTimeoutMs,
     });
-    for (const { bucket, key } of this.#keys) {
-      await this.#deps.discovery.delete(bucket as never, key).catch((err) =>
-        log.warn("Cannot deregister", { key, error: err })
-      );
-    }
+    this.#stopAvailability();
+    await this.#transitions;
+    // Model and endpoint go first so no new request is routed here.
+    await this.#deregister([...(this.#serving ? this.#servingKeys : []), ...this.#channelKeys]);
+    this.#serving = false;
     await this.#server.close({ drainMs: this.#config.drainTimeoutMs });
     this.#stopLoad();
     await this.#stopKv();
@@ -214,37 +296,46 @@ async function* generate(engine: Engine, payload: unknown, signal: AbortSignal) 
   yield* engine.generate(parsed.data as EngineRequest, signal);
 }
 
-async function register(
+interface RegisteredKey {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+/** The worker's event channels (load and KV events), for its whole life. */
+async function registerChannels(
   deps: WorkerDeps,
   config: WorkerConfig,
-  parts: {
-    instanceId: number;
-    info: EngineInfo;
-    server: RequestPlaneServer;
-    publisher: EventPublisher;
-  },
-): Promise<{ bucket: string; key: string }[]> {
-  const { instanceId, info, server, publisher } = parts;
-  const proc = { hostname: hostname(), pid: Deno.pid };
-  const channels = [
-    {
-      topic: TOPICS.load,
-      bucketKey: discoveryKey(config.namespace, config.component, TOPICS.load, instanceId),
-    },
-    {
-      topic: TOPICS.kvEvents,
-      bucketKey: discoveryKey(config.namespace, config.component, TOPICS.kvEvents, instanceId),
-    },
-  ];
-  for (const c of channels) {
+  parts: { instanceId: number; publisher: EventPublisher },
+): Promise<RegisteredKey[]> {
+  const { instanceId, publisher } = parts;
+  const keys: RegisteredKey[] = [];
+  for (const topic of [TOPICS.load, TOPICS.kvEvents]) {
     await registerEventChannel(deps.discovery, {
       namespace: config.namespace,
       component: config.component,
-      topic: c.topic,
+      topic,
       instanceId,
       endpoint: publisher.endpoint,
     });
+    keys.push({
+      bucket: BUCKETS.eventChannels,
+      key: discoveryKey(config.namespace, config.component, topic, instanceId),
+    });
   }
+  return keys;
+}
+
+/**
+ * The endpoint and the model card: what makes frontends route here. Returned model first,
+ * the order to withdraw them in.
+ */
+async function registerServing(
+  deps: WorkerDeps,
+  config: WorkerConfig,
+  parts: { instanceId: number; info: EngineInfo; server: RequestPlaneServer },
+): Promise<RegisteredKey[]> {
+  const { instanceId, info, server } = parts;
+  const proc = { hostname: hostname(), pid: Deno.pid };
   const key = discoveryKey(config.namespace, config.component, config.endpoint, instanceId);
   await deps.discovery.put(BUCKETS.instances, key, {
     type: "Endpoint",
@@ -266,12 +357,7 @@ async function register(
     card_json: modelCard(deps, config, info),
     ...proc,
   });
-  // Model and endpoint go first on shutdown so no new request is routed here.
-  return [
-    { bucket: BUCKETS.models, key },
-    { bucket: BUCKETS.instances, key },
-    ...channels.map((c) => ({ bucket: BUCKETS.eventChannels, key: c.bucketKey })),
-  ];
+  return [{ bucket: BUCKETS.models, key }, { bucket: BUCKETS.instances, key }];
 }
 
 function modelCard(deps: WorkerDeps, config: WorkerConfig, info: EngineInfo): ModelCard {

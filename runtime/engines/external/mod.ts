@@ -1,0 +1,40 @@
+/**
+ * External engines: the shared supervision of an inference engine that runs as its own
+ * process (vLLM today; SGLang and TensorRT-LLM next). Owns launching it in its own process
+ * group with an orphan watchdog, the bounded wait for readiness, restarts with backoff,
+ * stopping it, and the `Engine` that routes requests to the current launch. What differs
+ * per engine (command line, readiness, HTTP API, metrics) is an `ExternalEngineAdapter`.
+ * @module
+ */
+export type {
+  ExternalEngineAdapter,
+  KvEventEndpoint,
+  LaunchPorts,
+  ProbeResult,
+  ScrapedLoad,
+} from "./engine_adapter.ts";
+export {
+  detachedLauncher,
+  type DetachedLauncherOptions,
+  type EngineProcess,
+  type ExitStatus,
+  type LaunchSpec,
+  type ProcessLauncher,
+  stopEngineProcess,
+  WATCHDOG_SCRIPT,
+} from "./engine_process.ts";
+export {
+  DEFAULT_SUPERVISION_POLICY,
+  describeExit,
+  ENGINE_STOPPING,
+  EngineSupervisor,
+  type EngineSupervisorDeps,
+  type ReadyLaunch,
+  type SupervisionPolicy,
+  type SupervisorEvent,
+} from "./engine_supervisor.ts";
+export { ExternalEngine, type ExternalEngineOptions } from "./external_engine.ts";
+export { findExecutable, type FindExecutableOptions } from "./find_executable.ts";
+export { pickFreePorts } from "./free_ports.ts";
+export { LineTail, readLines } from "./line_tail.ts";
+export { findModelDir, type ModelDir } from "./model_dir.ts";
