@@ -139,6 +139,9 @@ function completionRoute<T extends { model: string; stream?: boolean | null }>(
     let prepared: { model: ServedModel; pre: Preprocessed; ids: ResponseIds };
     try {
       const raw = await readJsonBody(c.req.raw);
+      // Label a request refused by validation with the model it named, when it named one.
+      const named = (raw as { model?: unknown } | null)?.model;
+      if (typeof named === "string") labels.model = named.slice(0, 256);
       const body = spec.parse(raw);
       labels.model = body.model;
       labels.stream = body.stream ?? false;
