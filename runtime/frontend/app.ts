@@ -139,11 +139,11 @@ function completionRoute<T extends { model: string; stream?: boolean | null }>(
     let prepared: { model: ServedModel; pre: Preprocessed; ids: ResponseIds };
     try {
       const raw = await readJsonBody(c.req.raw);
-      // Label a request refused by validation with the model it named, when it named one.
+      // Label a refused request with the model it named, if that model is one we know:
+      // arbitrary client strings as label values would grow the metrics without bound.
       const named = (raw as { model?: unknown } | null)?.model;
-      if (typeof named === "string") labels.model = named.slice(0, 256);
+      if (typeof named === "string" && deps.registry.isKnown(named)) labels.model = named;
       const body = spec.parse(raw);
-      labels.model = body.model;
       labels.stream = body.stream ?? false;
       const model = lookupModel(deps.registry, body.model);
       const requestId = crypto.randomUUID();
