@@ -17,12 +17,18 @@ import type { Command } from "./command.ts";
 import { COMMON_FLAGS, requestPlaneLimits, resolveCommon, shutdownSignal } from "./common.ts";
 import type { FlagSpec, ParsedArgs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
-import { checkEngineFlags, EXTERNAL_ENGINE_FLAGS, vllmWorkerEngine } from "./worker_vllm.ts";
+import {
+  checkEngineFlags,
+  EXTERNAL_ENGINE_FLAGS,
+  sglangWorkerEngine,
+  trtllmWorkerEngine,
+} from "./worker_external.ts";
+import { vllmWorkerEngine } from "./worker_vllm.ts";
 
 const log = new Logger("worker");
 
 /** Engines `dynamo worker` can run today. */
-export const WORKER_ENGINES = ["mocker", "vllm"] as const;
+export const WORKER_ENGINES = ["mocker", "vllm", "sglang", "trtllm"] as const;
 
 /** A mocker flag and the option it sets (its value multiplied by `scale`, if given). */
 export type MockerFlagSpec = FlagSpec & { option: keyof MockerOptionsInput; scale?: number };
@@ -154,22 +160,26 @@ export const workerCommand: Command = {
   summary: "Run one engine instance and serve it on the request plane",
   usage: [
     "--engine mocker --model-path DIR [--model-name NAME] [engine flags]",
-    "       dynamo worker --engine vllm --model NAME [--model-path DIR] [--engine-bin PATH] [-- vllm serve args]",
+    "       dynamo worker --engine vllm|sglang|trtllm --model NAME [--model-path DIR] [--engine-bin PATH] [-- engine args]",
   ].join("\n"),
   details: [
     "The worker registers its endpoint and model card in discovery once its engine is ready,",
     "publishes its load on the event plane, and on SIGTERM deregisters, drains in-flight",
     "requests (bounded by --drain-timeout-secs) and exits.",
     "",
-    "With --engine vllm the worker runs `vllm serve` as a supervised child process on ports it",
-    "picks, with KV events, prefix caching, --block-size (default 16) and cached-token usage;",
-    "--num-gpu-blocks-override, --max-num-seqs, --max-num-batched-tokens, --context-length",
-    "(as --max-model-len), --[no-]enable-chunked-prefill and --seed are passed on, and",
-    "arguments after -- go to vLLM untouched. If vLLM exits, the worker deregisters, restarts",
-    "it with backoff and registers again once it is ready.",
+    "With --engine vllm, sglang or trtllm the worker runs the engine's server (`vllm serve`,",
+    "`sglang serve`, `trtllm-serve`) as a supervised child process on ports it picks, with",
+    "KV events, prefix caching, --block-size (default 16 for vllm and sglang, 32 for trtllm)",
+    "and cached-token usage; --num-gpu-blocks-override, --max-num-seqs,",
+    "--max-num-batched-tokens, --context-length, --[no-]enable-chunked-prefill and --seed are",
+    "mapped onto the engine's own flags, and arguments after -- go to the engine untouched. If",
+    "the engine exits, the worker deregisters, restarts it with backoff and registers again",
+    "once it is ready.",
     "",
     "Example: dynamo worker --engine mocker --model-path ./models/qwen3 --model-name Qwen/Qwen3-0.6B",
     "Example: dynamo worker --engine vllm --model Qwen/Qwen3-0.6B -- --gpu-memory-utilization 0.85",
+    "Example: dynamo worker --engine sglang --model Qwen/Qwen3-0.6B -- --mem-fraction-static 0.8",
+    "Example: dynamo worker --engine trtllm --model Qwen/Qwen3-0.6B",
   ].join("\n"),
   flags: [
     {
@@ -246,57 +256,81 @@ export const workerCommand: Command = {
     const loadIntervalMs = args.values["load-interval-ms"] as number;
     const served = engineKind === "vllm"
       ? await vllmWorkerEngine(args, { loadIntervalMs })
+      : engineKind === "sglang"
+      ? await sglangWorkerEngine(args, { loadIntervalMs })
+      : engineKind === "trtllm"
+      ? await trtllmWorkerEngine(args, { loadIntervalMs })
       : mockerEngine(args);
-    const tokenizer = await ModelTokenizer.load(served.tokenizerDir);
-    const engine = served.makeEngine(tokenizer);
-    const discovery = await FileDiscovery.open({ rootDir: common.discoveryDir });
-    const signal = shutdownSignal();
-    // An external engine that keeps failing after the worker started: stop and exit 1.
-    const failed = deferred<string>();
-    let failure: Error | undefined;
-    const stopFailureWatch = engine.onAvailability?.((change) => {
-      if (change.state !== "failed") return;
-      failure = change.error;
-      failed.resolve("engine failed");
-    });
-    let worker: WorkerRoleHandle;
+    const dispose = (served as { dispose?: () => Promise<void> }).dispose;
     try {
-      worker = await WorkerRoleHandle.start({
-        discovery,
-        engine,
-        clock: systemClock,
-        eosTokenIds: tokenizer.eosTokenIds,
-      }, {
-        namespace: common.namespace,
-        component: args.values["component"] as string,
-        endpoint: args.values["endpoint"] as string,
-        modelName: served.modelName,
-        modelPath: served.model,
-        tokenizerDir: served.tokenizerDir,
-        role: "agg",
-        ...hosts(args.values["rpc-host"] as string),
-        maxFrameBytes: requestPlaneLimits().maxFrameBytes,
-        port: args.values["rpc-port"] as number,
-        loadIntervalMs,
-        drainTimeoutMs: (args.values["drain-timeout-secs"] as number) * 1000,
-      });
-    } catch (err) {
-      stopFailureWatch?.();
-      await engine.stop();
-      await discovery.close();
-      signal.dispose();
-      throw err;
+      return await serveWorker(args, served, { common, loadIntervalMs });
+    } finally {
+      await dispose?.();
     }
-    const why = await Promise.race([signal.promise, failed.promise]);
-    log.info("Stopping", { reason: why });
-    stopFailureWatch?.();
-    await worker.shutdown();
-    await discovery.close();
-    signal.dispose();
-    if (failure !== undefined) throw failure;
-    return 0;
   },
 };
+
+/** Runs the worker role around `served`'s engine until a shutdown signal or the engine fails. */
+async function serveWorker(
+  args: ParsedArgs,
+  served: {
+    modelName: string;
+    model: string;
+    tokenizerDir: string;
+    makeEngine: (tokenizer: ModelTokenizer) => Engine;
+  },
+  o: { common: ReturnType<typeof resolveCommon>; loadIntervalMs: number },
+): Promise<number> {
+  const { common, loadIntervalMs } = o;
+  const tokenizer = await ModelTokenizer.load(served.tokenizerDir);
+  const engine = served.makeEngine(tokenizer);
+  const discovery = await FileDiscovery.open({ rootDir: common.discoveryDir });
+  const signal = shutdownSignal();
+  // An external engine that keeps failing after the worker started: stop and exit 1.
+  const failed = deferred<string>();
+  let failure: Error | undefined;
+  const stopFailureWatch = engine.onAvailability?.((change) => {
+    if (change.state !== "failed") return;
+    failure = change.error;
+    failed.resolve("engine failed");
+  });
+  let worker: WorkerRoleHandle;
+  try {
+    worker = await WorkerRoleHandle.start({
+      discovery,
+      engine,
+      clock: systemClock,
+      eosTokenIds: tokenizer.eosTokenIds,
+    }, {
+      namespace: common.namespace,
+      component: args.values["component"] as string,
+      endpoint: args.values["endpoint"] as string,
+      modelName: served.modelName,
+      modelPath: served.model,
+      tokenizerDir: served.tokenizerDir,
+      role: "agg",
+      ...hosts(args.values["rpc-host"] as string),
+      maxFrameBytes: requestPlaneLimits().maxFrameBytes,
+      port: args.values["rpc-port"] as number,
+      loadIntervalMs,
+      drainTimeoutMs: (args.values["drain-timeout-secs"] as number) * 1000,
+    });
+  } catch (err) {
+    stopFailureWatch?.();
+    await engine.stop();
+    await discovery.close();
+    signal.dispose();
+    throw err;
+  }
+  const why = await Promise.race([signal.promise, failed.promise]);
+  log.info("Stopping", { reason: why });
+  stopFailureWatch?.();
+  await worker.shutdown();
+  await discovery.close();
+  signal.dispose();
+  if (failure !== undefined) throw failure;
+  return 0;
+}
 
 /** The mocker as `dynamo worker --engine mocker` flags describe it. */
 function mockerEngine(args: ParsedArgs): {

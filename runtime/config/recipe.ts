@@ -4,8 +4,11 @@ import { z } from "zod";
 import { DynamoError } from "../errors/mod.ts";
 import { ROUTER_MODES } from "../router/mod.ts";
 
-/** Engines a recipe may name today (vllm: `dynamo worker --engine vllm`, a supervised vLLM). */
-export const RECIPE_ENGINES = ["mocker", "vllm"] as const;
+/**
+ * Engines a recipe may name today (vllm, sglang, trtllm: `dynamo worker --engine ...`, a
+ * supervised engine process).
+ */
+export const RECIPE_ENGINES = ["mocker", "vllm", "sglang", "trtllm"] as const;
 
 const ArgValue = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -16,8 +19,9 @@ const WorkerGroupSchema = z.object({
   role: z.enum(["agg"]).default("agg"),
   replicas: z.number().int().min(1).max(256).default(1),
   /**
-   * Engine options, named as the worker's flags without the leading `--` (for vllm also
-   * `model`, `engine-bin`, `gpu-memory-utilization`, `engine-ready-timeout-secs`, ...).
+   * Engine options, named as the worker's flags without the leading `--` (for external
+   * engines also `model`, `engine-bin`, `engine-args`, `gpu-memory-utilization`,
+   * `engine-ready-timeout-secs`, ...).
    */
   args: z.record(z.string(), ArgValue).default({}),
 }).strict();

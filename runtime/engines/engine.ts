@@ -54,7 +54,13 @@ export interface Engine {
    * worker subscribes there when it can, the path a real vLLM's events take.
    */
   kvEventSource?():
-    | { readonly endpoint: string; readonly topic: string; readonly replayEndpoint?: string }
+    | {
+      readonly endpoint: string;
+      readonly topic: string;
+      readonly replayEndpoint?: string;
+      /** Where the publisher's batch numbers start: 0, or the first batch seen. */
+      readonly sequenceStart?: "zero" | "first_seen";
+    }
     | undefined;
   /**
    * Registers a listener for availability changes after `start()` (external engines that

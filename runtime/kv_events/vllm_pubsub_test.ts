@@ -228,6 +228,41 @@ Deno.test("VllmKvEventSubscriber drops malformed messages from a foreign publish
   }
 });
 
+Deno.test("VllmKvEventSubscriber with sequenceStart first_seen takes the first batch's seq as the start", async () => {
+  // TensorRT-LLM numbers batches from the wall clock: a first seq in the 10^18s is no gap.
+  for (const sequenceStart of ["first_seen", "zero"] as const) {
+    const raw = new zmq.Publisher({ linger: 0, sendTimeout: 0 });
+    await raw.bind("tcp://127.0.0.1:*");
+    const received: KvEventUpdate[] = [];
+    const sub = new VllmKvEventSubscriber({
+      endpoint: raw.lastEndpoint!,
+      blockSizeTokens: 2,
+      sequenceStart,
+      onEvents: (u) => received.push(...u),
+    });
+    try {
+      let seq = 1_795_000_000_000_000_000n;
+      await waitFor(() => {
+        void raw.send(encodeVllmMessage({
+          topic: "",
+          seq: seq++,
+          batch: { ts: 1, events: [{ type: "AllBlocksCleared" }], dpRank: 0 },
+        }));
+        return received.length > 0;
+      }, "the subscription");
+      if (sequenceStart === "first_seen") {
+        assert.equal(sub.stats.missedBatches, 0);
+        assert.equal(sub.stats.lostBatches, 0);
+      } else {
+        assert.ok(sub.stats.missedBatches > 1e18, "a numbering from 0 sees a huge gap");
+      }
+    } finally {
+      await sub.close();
+      raw.close();
+    }
+  }
+});
+
 Deno.test("offsetEndpointPort() adds the dp rank to the port as vLLM does", () => {
   assert.equal(offsetEndpointPort("tcp://*:5557", 0), "tcp://*:5557");
   assert.equal(offsetEndpointPort("tcp://*:5557", 2), "tcp://*:5559");

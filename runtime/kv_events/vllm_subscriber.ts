@@ -27,6 +27,12 @@ export interface VllmKvEventSubscriberOptions {
   readonly topic?: string;
   /** The engine's replay (ROUTER) endpoint; without one, missed batches are lost. */
   readonly replayEndpoint?: string;
+  /**
+   * Where the publisher's batch sequence starts. "zero" (vLLM, SGLang; the default): a first
+   * batch numbered higher means earlier ones were missed. "first_seen": take the first
+   * batch's number as the start (TensorRT-LLM numbers batches from the wall clock).
+   */
+  readonly sequenceStart?: "zero" | "first_seen";
   /** The worker's KV block size, which the router hashes with. */
   readonly blockSizeTokens: number;
   /** Rank for batches that carry none (vLLM's publisher always sets one). Default 0. */
@@ -97,6 +103,8 @@ export class VllmKvEventSubscriber {
   readonly #closing = new AbortController();
   #out: KvEventUpdate[] = [];
   #expectedSeq = 0n;
+  /** True until the first batch arrives (for sequenceStart "first_seen"). */
+  #awaitingFirst = true;
   readonly #loop: Promise<void>;
 
   constructor(options: VllmKvEventSubscriberOptions) {
@@ -195,6 +203,10 @@ export class VllmKvEventSubscriber {
   }
 
   async #accept(seq: bigint, batch: VllmEventBatch): Promise<void> {
+    if (this.#awaitingFirst && this.#options.sequenceStart === "first_seen") {
+      this.#expectedSeq = seq;
+    }
+    this.#awaitingFirst = false;
     if (seq < this.#expectedSeq) {
       this.stats.seqResets++;
       this.#logger.warn("vLLM KV event seq went back: the publisher restarted", {

@@ -66,6 +66,8 @@ export interface WorkerKvEventSource {
   readonly topic?: string;
   /** The engine's replay (ROUTER) endpoint, for filling gaps. */
   readonly replayEndpoint?: string;
+  /** Where the engine's batch sequence starts (see VllmKvEventSubscriberOptions). */
+  readonly sequenceStart?: "zero" | "first_seen";
 }
 
 export interface WorkerDeps {
@@ -418,6 +420,7 @@ function relayKvEvents(
       endpoint: source.endpoint,
       topic: source.topic,
       replayEndpoint: source.replayEndpoint,
+      sequenceStart: source.sequenceStart,
       blockSizeTokens: info.blockSizeTokens,
       onEvents: (updates) => relay.relayAll(updates),
     });

@@ -18,6 +18,12 @@ export interface KvEventEndpoint {
   readonly endpoint: string;
   readonly topic: string;
   readonly replayEndpoint?: string;
+  /**
+   * Where the publisher's batch sequence starts: 0 (vLLM, SGLang: a first batch with a
+   * higher number means batches were missed), or whatever the first batch seen carries
+   * (TensorRT-LLM numbers batches from the wall clock).
+   */
+  readonly sequenceStart?: "zero" | "first_seen";
 }
 
 /**
@@ -33,6 +39,12 @@ export interface ExternalEngineAdapter {
   readonly name: string;
   /** Ports to pick for each launch (`http`, `kv_events`, ...). */
   readonly portNames: readonly string[];
+  /**
+   * The engine's load metrics are a snapshot of its last iteration (TensorRT-LLM's
+   * iteration stats), which an idle engine never updates: while none of the worker's
+   * requests is in flight, its running and waiting counts are taken as 0.
+   */
+  readonly loadIsLastIteration?: boolean;
   /** The command line and extra environment of a launch on these ports. */
   command(ports: LaunchPorts): LaunchSpec;
   /** Checks once whether the engine on these ports is ready; must not throw. */

@@ -29,6 +29,11 @@ export interface LaunchSpec {
   readonly argv: readonly string[];
   /** Added to this process's environment. */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * Files the command reads, written (absolute path to content) just before it starts: a
+   * config whose content depends on the launch's ports (TensorRT-LLM's LLM API options).
+   */
+  readonly files?: Readonly<Record<string, string>>;
 }
 
 /** Starts engine processes; a fake in tests. */
@@ -83,6 +88,9 @@ export function detachedLauncher(options: DetachedLauncherOptions = {}): Process
       const [program, ...args] = spec.argv;
       if (program === undefined) {
         throw new DynamoError("internal", "empty_argv", "Cannot launch engine: empty command");
+      }
+      for (const [path, content] of Object.entries(spec.files ?? {})) {
+        Deno.writeTextFileSync(path, content);
       }
       const child = new Deno.Command(program, {
         args,

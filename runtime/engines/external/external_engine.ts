@@ -137,8 +137,10 @@ export class ExternalEngine implements Engine {
   load(): EngineLoad {
     let prefill = 0;
     for (const r of this.#inflight.values()) if (!r.firstTokenSeen) prefill += r.promptTokens;
+    const idle = this.adapter.loadIsLastIteration === true && this.#inflight.size === 0;
     return {
       ...this.#scraped,
+      ...(idle ? { num_requests_running: 0, num_requests_waiting: 0 } : {}),
       active_decode_blocks: this.#scraped.kv_used_blocks,
       active_prefill_tokens: prefill,
     };
