@@ -10,16 +10,18 @@
  */
 
 import {
-  H_FIRST_CHILD,
   H_KEY_HI,
   H_KEY_LO,
-  H_SOLE,
+  H_LINK,
   HOT_STRIDE,
   INLINE_WORKERS,
+  LINK_CHAINED,
+  LINK_SOLE_MASK,
   type NodeArena,
   NONE,
   ROOT,
 } from "./_node_arena.ts";
+import { OverlapBuffer } from "./overlap_buffer.ts";
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const LO = LITTLE_ENDIAN ? 0 : 1;
@@ -46,12 +48,12 @@ interface WalkState {
   stopped: boolean;
 }
 
-/** Walks the tree for a request; results are (worker, depth) pairs in typed arrays. */
+/** Walks the tree for a request, writing (worker, depth, tree size) into an `OverlapBuffer`. */
 export class Matcher {
   readonly #arena: NodeArena;
-  #workers = new Int32Array(64);
-  #depths = new Int32Array(64);
-  #count = 0;
+  /** Where the current match writes, and each worker's tree size (-1: not reported). */
+  #out = new OverlapBuffer();
+  #sizes: Int32Array = new Int32Array(0);
   readonly #active = new Int32Array(INLINE_WORKERS);
   #activeBits = new Uint32Array(8);
   #bitsMode = false;
@@ -73,21 +75,20 @@ export class Matcher {
     this.#arena = arena;
   }
 
-  /** Workers of the last match (the first `count` entries). */
-  get workers(): Int32Array {
-    return this.#workers;
-  }
-
-  /** Matched depth in blocks of each worker of the last match. */
-  get depths(): Int32Array {
-    return this.#depths;
-  }
-
-  /** Walks the tree for `localHashes`; returns how many workers matched at least one block. */
-  match(localHashes: BigUint64Array | readonly bigint[]): number {
-    this.#count = 0;
+  /**
+   * Walks the tree for `localHashes`, filling `out` with every worker that matched at least
+   * one block and whose `sizes[worker]` is not negative (workers that left are not reported).
+   */
+  match(
+    localHashes: BigUint64Array | readonly bigint[],
+    out: OverlapBuffer,
+    sizes: Int32Array,
+  ): void {
+    out.count = 0;
+    this.#out = out;
+    this.#sizes = sizes;
     const n = localHashes.length;
-    if (n === 0) return 0;
+    if (n === 0) return;
     const at = this.#at;
     at.n = n;
     if (localHashes instanceof BigUint64Array) {
@@ -104,7 +105,7 @@ export class Matcher {
       at.limit = this.#convert(localHashes, 0, n);
     }
     const first = this.#arena.findChild(ROOT, at.view[HI]!, at.view[LO]!);
-    if (first === NONE) return 0;
+    if (first === NONE) return;
     at.active = this.#loadActive(first);
     at.cur = first;
     at.depth = 1;
@@ -115,12 +116,11 @@ export class Matcher {
     if (this.#bitsMode) this.#walkBits(at);
     if (this.#bitsMode) {
       this.#emitBits(at.depth);
-      return this.#count;
+      return;
     }
     if (!at.stopped) this.#walkFew(at);
     if (!at.stopped && at.active === 1) this.#walkOne(at, this.#active[0]!);
     for (let j = 0; j < at.active; j++) this.#emit(this.#active[j]!, at.depth);
-    return this.#count;
   }
 
   /** While the active set is a bitset: intersect it with each next block's workers. */
@@ -191,33 +191,30 @@ export class Matcher {
   }
 
   /**
-   * The walk with a single active worker, the common case past shared prefixes: one hot
-   * record read per level and no dropout bookkeeping (stopping and dropping out give the
-   * same score).
+   * The walk with a single active worker, the common case past shared prefixes. Runs of
+   * chained records held by that worker alone go through `runChain()`; anything else (a
+   * child elsewhere, a node shared with other workers) takes one general step.
    */
   #walkOne(at: WalkState, w: number): void {
     const a = this.#arena;
-    const h = a.hot;
     const { view, bigs, n } = at;
     let { cur, depth, limit } = at;
     let i = at.i;
     outer: for (;;) {
-      // Levels whose hashes are already in `view`; then convert more, or stop at the end.
-      for (; i < limit; i++) {
-        const hi = view[2 * i + HI]!;
-        const lo = view[2 * i + LO]!;
-        const cb = cur * HOT_STRIDE;
-        // Chains are mostly allocated in consecutive records: try the next record first. Its
-        // id comes from arithmetic, not from a load, so the CPU can run ahead of the checks.
-        let next = cur + 1;
-        let nb = cb + HOT_STRIDE; // in bounds: the arena keeps a spare record at the end
-        if (h[cb + H_FIRST_CHILD] !== next || h[nb + H_KEY_LO] !== lo || h[nb + H_KEY_HI] !== hi) {
-          next = a.findChild(cur, hi, lo);
-          if (next === NONE) break outer;
-          nb = next * HOT_STRIDE;
+      while (i < limit) {
+        const end = runChain(a.hot, view, cur, i, limit, w);
+        if (end > i) {
+          cur += end - i;
+          i = end;
+          depth = i;
+          continue;
         }
-        if (h[nb + H_SOLE] !== w && !a.hasWorker(next, w)) break outer;
-        depth = i + 1;
+        const next = a.findChild(cur, view[2 * i + HI]!, view[2 * i + LO]!);
+        if (next === NONE) break outer;
+        const sole = a.hot[next * HOT_STRIDE + H_LINK]! & LINK_SOLE_MASK;
+        if (sole !== w && !a.hasWorker(next, w)) break outer;
+        i++;
+        depth = i;
         cur = next;
       }
       if (limit === n) break;
@@ -308,18 +305,9 @@ export class Matcher {
   }
 
   #emit(worker: number, depth: number): void {
-    const c = this.#count;
-    if (c === this.#workers.length) {
-      const workers = new Int32Array(c * 2);
-      workers.set(this.#workers);
-      this.#workers = workers;
-      const depths = new Int32Array(c * 2);
-      depths.set(this.#depths);
-      this.#depths = depths;
-    }
-    this.#workers[c] = worker;
-    this.#depths[c] = depth;
-    this.#count = c + 1;
+    const sizes = this.#sizes;
+    const size = worker < sizes.length ? sizes[worker]! : -1;
+    if (size >= 0) this.#out.push(worker, depth, size);
   }
 }
 
@@ -327,4 +315,29 @@ function popcount(x: number): number {
   let v = x - ((x >>> 1) & 0x55555555);
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
   return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/**
+ * Matches levels `[i, limit)` through consecutive records `cur + 1, cur + 2, …` that are each
+ * the child of the record before and held by `w` alone; returns the first level that is not
+ * matched this way. This is the hottest loop of the router: one 16-byte record per level.
+ * (The arena keeps a spare record past the last node, so `cur + 1` is always in bounds.)
+ */
+function runChain(
+  h: Int32Array,
+  view: Int32Array,
+  cur: number,
+  i: number,
+  limit: number,
+  w: number,
+): number {
+  const link = w | LINK_CHAINED;
+  let nb = (cur + 1) * HOT_STRIDE;
+  for (; i < limit; i++, nb += HOT_STRIDE) {
+    if (
+      h[nb + H_LINK] !== link || h[nb + H_KEY_LO] !== view[2 * i + LO] ||
+      h[nb + H_KEY_HI] !== view[2 * i + HI]
+    ) break;
+  }
+  return i;
 }

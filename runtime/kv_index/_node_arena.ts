@@ -1,9 +1,11 @@
 /**
  * The storage behind `KvIndex`: tree nodes as fixed records in typed arrays, so no
  * JavaScript object is allocated per block. Each node has a 16-byte "hot" record with what
- * the `findMatches()` walk reads (edge key, first child, sole worker), four to a cache line,
+ * the `findMatches()` walk reads (edge key, first child, a link word), four to a cache line,
  * and a 48-byte "cold" record with the rest (parent, block hash, reference count, sibling
- * links, worker set).
+ * links, worker set). The link word says in one int32 whether the node's parent is the
+ * record just before it and which single worker holds it, so the walk down a chain stored
+ * in consecutive records reads one record per level and nothing else.
  *
  * - Children of a node are a doubly linked sibling list (for clearing) plus, for nodes with
  *   two or more children only, entries in one open-addressing table keyed by
@@ -33,8 +35,14 @@ export const HOT_STRIDE = 4;
 export const H_KEY_HI = 0;
 export const H_KEY_LO = 1;
 export const H_FIRST_CHILD = 2;
-/** The node's only worker, or NONE when it has none or several. */
-export const H_SOLE = 3;
+/** The link word: `LINK_CHAINED` when the parent is the record before, `|` the sole worker. */
+export const H_LINK = 3;
+/** Link bits for "held by no worker or by several" (above every worker key). */
+export const LINK_NO_SOLE = 1 << 20;
+/** Link flag: the node's parent is the record just before it (`id - 1`). */
+export const LINK_CHAINED = 1 << 21;
+/** Masks a link word down to its sole worker (or `LINK_NO_SOLE`). */
+export const LINK_SOLE_MASK = LINK_CHAINED - 1;
 
 const COLD_STRIDE = 12;
 const C_PARENT = 0;
@@ -141,7 +149,7 @@ export class NodeArena {
     h[hb + H_KEY_HI] = 0;
     h[hb + H_KEY_LO] = 0;
     h[hb + H_FIRST_CHILD] = NONE;
-    h[hb + H_SOLE] = NONE;
+    h[hb + H_LINK] = LINK_NO_SOLE;
     const c = this.#cold;
     const cb = n * COLD_STRIDE;
     c[cb + C_PARENT] = NONE;
@@ -177,7 +185,7 @@ export class NodeArena {
     this.#cold[cb + C_W0] = worker;
     this.#cold[cb + C_WORKER_COUNT] = 1;
     this.#cold[cb + C_REFS] = refs;
-    this.#hot[n * HOT_STRIDE + H_SOLE] = worker;
+    this.#hot[n * HOT_STRIDE + H_LINK] = (p === n - 1 ? LINK_CHAINED : 0) | worker;
     return n;
   }
 
@@ -190,7 +198,7 @@ export class NodeArena {
     c[cb + C_SET] = NONE;
     c[cb + C_WORKER_COUNT] = 0;
     c[cb + C_REFS] = -1;
-    this.#hot[n * HOT_STRIDE + H_SOLE] = NONE;
+    this.#hot[n * HOT_STRIDE + H_LINK] = LINK_NO_SOLE;
     const word = n >>> 5;
     const before = this.#freeBits[word]!;
     this.#freeBits[word] = before | (1 << (n & 31));
@@ -269,6 +277,7 @@ export class NodeArena {
     c[pb + C_CHILD_COUNT] = count;
     if (count === 2) this.#tableInsert(first);
     if (count >= 2) this.#tableInsert(child);
+    this.#updateLink(child);
   }
 
   /** Detaches `child` from its parent (reference counts are the caller's business). */
@@ -290,6 +299,7 @@ export class NodeArena {
     c[cb + C_PARENT] = NONE;
     c[cb + C_NEXT] = NONE;
     c[cb + C_PREV] = NONE;
+    this.#updateLink(child);
   }
 
   hasWorker(n: number, w: number): boolean {
@@ -329,7 +339,7 @@ export class NodeArena {
       this.#setBit(set, w);
     }
     c[b + C_WORKER_COUNT] = count + 1;
-    this.#hot[n * HOT_STRIDE + H_SOLE] = count === 0 ? w : NONE;
+    this.#updateLink(n);
     return true;
   }
 
@@ -344,7 +354,7 @@ export class NodeArena {
         if (c[b + C_W0 + i] === w) {
           c[b + C_W0 + i] = c[b + C_W0 + count - 1]!;
           c[b + C_WORKER_COUNT] = count - 1;
-          this.#hot[n * HOT_STRIDE + H_SOLE] = count === 2 ? c[b + C_W0]! : NONE;
+          this.#updateLink(n);
           return true;
         }
       }
@@ -368,9 +378,18 @@ export class NodeArena {
       }
       this.#releaseSet(set);
       c[b + C_SET] = NONE;
-      this.#hot[n * HOT_STRIDE + H_SOLE] = count === 2 ? c[b + C_W0]! : NONE;
+      this.#updateLink(n);
     }
     return true;
+  }
+
+  /** Recomputes `n`'s link word from its parent and workers. */
+  #updateLink(n: number): void {
+    const b = n * COLD_STRIDE;
+    const c = this.#cold;
+    const chained = n !== ROOT && c[b + C_PARENT] === n - 1 ? LINK_CHAINED : 0;
+    const sole = c[b + C_WORKER_COUNT] === 1 && c[b + C_SET] === NONE ? c[b + C_W0]! : LINK_NO_SOLE;
+    this.#hot[n * HOT_STRIDE + H_LINK] = chained | sole;
   }
 
   /** The lowest free id at or after the cursor, wrapping; there must be one. */

@@ -1,6 +1,19 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { INLINE_WORKERS, NodeArena, NONE, ROOT } from "./_node_arena.ts";
+import {
+  H_LINK,
+  HOT_STRIDE,
+  INLINE_WORKERS,
+  LINK_CHAINED,
+  LINK_NO_SOLE,
+  NodeArena,
+  NONE,
+  ROOT,
+} from "./_node_arena.ts";
+
+function link(arena: NodeArena, n: number): number {
+  return arena.hot[n * HOT_STRIDE + H_LINK]!;
+}
 
 Deno.test("NodeArena.alloc() hands out ids next-fit: ascending from a cursor, wrapping", () => {
   const arena = new NodeArena(1000);
@@ -92,4 +105,39 @@ Deno.test("NodeArena worker sets move between inline slots and bitsets", () => {
   assert.equal(arena.setIndex(n), NONE);
   const inline = Array.from({ length: INLINE_WORKERS }, (_, i) => arena.inlineWorker(n, i));
   assert.deepEqual(inline.sort((x, y) => x - y), [5, 32, 200]);
+});
+
+Deno.test("NodeArena keeps each link word in step with the node's parent and workers", () => {
+  const arena = new NodeArena(100);
+  // A chain in consecutive records: each is chained to the one before, held by worker 7.
+  const a = arena.allocChild(ROOT, 0, 1, 0, 1, 7, 1);
+  const b = arena.allocChild(a, 0, 2, 0, 2, 7, 1);
+  const c = arena.allocChild(b, 0, 3, 0, 3, 7, 1);
+  assert.deepEqual([a, b, c], [1, 2, 3]);
+  assert.equal(link(arena, a), LINK_CHAINED | 7, "the root's first child is record 0 + 1");
+  assert.equal(link(arena, b), LINK_CHAINED | 7);
+  // A second worker: still chained, no sole worker; back to one worker: sole again.
+  arena.addWorker(b, 9);
+  assert.equal(link(arena, b), LINK_CHAINED | LINK_NO_SOLE);
+  arena.removeWorker(b, 7);
+  assert.equal(link(arena, b), LINK_CHAINED | 9);
+  // Through a bitset and back.
+  for (const w of [1, 2, 3, 4]) arena.addWorker(b, w);
+  assert.equal(link(arena, b), LINK_CHAINED | LINK_NO_SOLE);
+  for (const w of [1, 2, 3, 4]) arena.removeWorker(b, w);
+  assert.equal(link(arena, b), LINK_CHAINED | 9);
+  // Moved under a parent that is not the record before: no longer chained.
+  arena.unlink(c);
+  assert.equal(link(arena, c), 7);
+  arena.link(c, a, 0, 3);
+  assert.equal(link(arena, c), 7);
+  arena.unlink(c);
+  arena.link(c, b, 0, 3);
+  assert.equal(link(arena, c), LINK_CHAINED | 7);
+  arena.removeWorker(c, 7);
+  assert.equal(link(arena, c), LINK_CHAINED | LINK_NO_SOLE);
+  // A freed record is neither chained nor held.
+  arena.unlink(c);
+  arena.free(c);
+  assert.equal(link(arena, c), LINK_NO_SOLE);
 });

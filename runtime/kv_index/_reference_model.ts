@@ -7,7 +7,13 @@
  * reference counts, nothing incremental to get wrong.
  */
 
-import type { ApplyStatus, OverlapScores, StoredBlockInput } from "./kv_index.ts";
+import type { ApplyStatus, StoredBlockInput } from "./kv_index.ts";
+
+/** The model's answer to findMatches(): per-worker depth and tree size, as Maps. */
+export interface ReferenceScores {
+  readonly scores: Map<number, number>;
+  readonly treeSizes: Map<number, number>;
+}
 
 class RefNode {
   readonly children = new Map<bigint, RefNode>();
@@ -103,7 +109,7 @@ export class ReferenceIndex {
     this.#lookup.delete(worker);
   }
 
-  findMatches(localHashes: readonly bigint[]): OverlapScores {
+  findMatches(localHashes: readonly bigint[]): ReferenceScores {
     const raw = new Map<number, number>();
     const first = localHashes.length > 0 ? this.#root.children.get(localHashes[0]!) : undefined;
     if (first !== undefined && first.workers.size > 0) {

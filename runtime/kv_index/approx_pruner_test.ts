@@ -14,7 +14,10 @@ function prompt(seed: number, blocks: number): { local: bigint[]; seq: bigint[] 
 }
 
 function scores(index: KvIndex, local: bigint[]): Record<number, number> {
-  return Object.fromEntries(index.findMatches(local).scores);
+  const result = index.findMatches(local);
+  const out: Record<number, number> = {};
+  for (let i = 0; i < result.count; i++) out[result.workers[i]!] = result.depths[i]!;
+  return out;
 }
 
 Deno.test("ApproxPruner.recordRouting() stores the prompt as a chain keyed by sequence hashes", () => {

@@ -2,9 +2,9 @@ import type { KvCacheEventData, KvStoredBlock } from "../protocol/mod.ts";
 import { NodeArena, NONE, ROOT } from "./_node_arena.ts";
 import { Matcher } from "./_matcher.ts";
 import { U64Table } from "./_u64_table.ts";
+import { OverlapBuffer, type WorkerKey } from "./overlap_buffer.ts";
 
-/** A caller-assigned dense id for one (worker, dp_rank): a small non-negative integer (< 2^20). */
-export type WorkerKey = number;
+export { OverlapBuffer, type WorkerKey };
 
 /** The outcome of applying one event (the `status` label of Dynamo's events-applied metric). */
 export type ApplyStatus =
@@ -18,33 +18,6 @@ export type ApplyStatus =
 export interface StoredBlockInput {
   readonly blockHash: bigint;
   readonly tokensHash: bigint;
-}
-
-/** The answer to `findMatches()`. */
-export interface OverlapScores {
-  /** Matched depth in blocks per worker that matched at least the first block. */
-  readonly scores: Map<WorkerKey, number>;
-  /** Per worker: how many blocks it has in the index (its lookup size); tie-breaker for selection. */
-  readonly treeSizes: Map<WorkerKey, number>;
-}
-
-/** Reusable output of `KvIndex.findMatchesInto()`: parallel arrays, valid up to `count`. */
-export class OverlapBuffer {
-  workers: Int32Array = new Int32Array(64);
-  /** Matched depth in blocks of `workers[i]`. */
-  depths: Int32Array = new Int32Array(64);
-  /** Lookup size (blocks in the index) of `workers[i]`. */
-  treeSizes: Int32Array = new Int32Array(64);
-  count = 0;
-
-  /** Makes room for `n` workers (keeping nothing). */
-  reserve(n: number): void {
-    if (this.workers.length >= n) return;
-    const size = Math.max(n, this.workers.length * 2);
-    this.workers = new Int32Array(size);
-    this.depths = new Int32Array(size);
-    this.treeSizes = new Int32Array(size);
-  }
 }
 
 /** Options for `KvIndex`. */
@@ -266,50 +239,16 @@ export class KvIndex {
 
   /**
    * Per-worker overlap for a request's local (tokens) hashes of its full blocks, in order:
-   * the depth, in blocks, to which each worker holds the request's prefix.
+   * the depth, in blocks, to which each worker holds the request's prefix, and each such
+   * worker's tree size. Written into `out` (grown as needed; a fresh buffer when omitted),
+   * which is returned.
    */
-  findMatches(localHashes: BigUint64Array | readonly bigint[]): OverlapScores {
-    const scores = new Map<WorkerKey, number>();
-    const treeSizes = new Map<WorkerKey, number>();
-    const m = this.#matcher;
-    const count = m.match(localHashes);
-    const workers = m.workers;
-    const depths = m.depths;
-    const sizes = this.#sizes;
-    for (let i = 0; i < count; i++) {
-      const w = workers[i]!;
-      const size = w < sizes.length ? sizes[w]! : -1;
-      if (size < 0) continue; // a worker that left discovery is not reported
-      scores.set(w, depths[i]!);
-      treeSizes.set(w, size);
-    }
-    return { scores, treeSizes };
-  }
-
-  /**
-   * `findMatches()` without allocating: writes into `out` (grown as needed) and returns the
-   * number of workers. For hot paths where building two Maps per request costs more than
-   * the walk (about 2 µs per 64 workers each).
-   */
-  findMatchesInto(localHashes: BigUint64Array | readonly bigint[], out: OverlapBuffer): number {
-    const m = this.#matcher;
-    const count = m.match(localHashes);
-    out.reserve(count);
-    const workers = m.workers;
-    const depths = m.depths;
-    const sizes = this.#sizes;
-    let n = 0;
-    for (let i = 0; i < count; i++) {
-      const w = workers[i]!;
-      const size = w < sizes.length ? sizes[w]! : -1;
-      if (size < 0) continue;
-      out.workers[n] = w;
-      out.depths[n] = depths[i]!;
-      out.treeSizes[n] = size;
-      n++;
-    }
-    out.count = n;
-    return n;
+  findMatches(
+    localHashes: BigUint64Array | readonly bigint[],
+    out: OverlapBuffer = new OverlapBuffer(),
+  ): OverlapBuffer {
+    this.#matcher.match(localHashes, out, this.#sizes);
+    return out;
   }
 
   // ---- events ---------------------------------------------------------------------------

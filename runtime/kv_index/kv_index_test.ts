@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KvIndex, type OverlapScores, type StoredBlockInput } from "./kv_index.ts";
+import { KvIndex, type OverlapBuffer, type StoredBlockInput } from "./kv_index.ts";
 
 /** Block with tokens hash `t` and, by default, engine block hash `t * 100`. */
 function blk(t: number, blockHash: bigint = BigInt(t) * 100n): StoredBlockInput {
@@ -14,8 +14,14 @@ function q(...tokens: number[]): bigint[] {
   return tokens.map(BigInt);
 }
 
-function scoresOf(result: OverlapScores): Record<number, number> {
-  return Object.fromEntries([...result.scores].sort((x, y) => x[0] - y[0]));
+/** Worker → depth (or → tree size) of a findMatches() answer, as a plain object. */
+function scoresOf(
+  result: OverlapBuffer,
+  of: "depths" | "treeSizes" = "depths",
+): Record<number, number> {
+  const rows: [number, number][] = [];
+  for (let i = 0; i < result.count; i++) rows.push([result.workers[i]!, result[of][i]!]);
+  return Object.fromEntries(rows.sort((x, y) => x[0] - y[0]));
 }
 
 Deno.test("KvIndex.findMatches() stops at the first missing block", () => {
@@ -226,7 +232,7 @@ Deno.test("KvIndex.findMatches() reports tree sizes for the scored workers", () 
   index.applyStored(1, null, chain(5, 6));
   index.applyStored(2, null, chain(7));
   const result = index.findMatches(q(1, 2));
-  assert.deepEqual(Object.fromEntries(result.treeSizes), { 0: 3, 1: 3 });
+  assert.deepEqual(scoresOf(result, "treeSizes"), { 0: 3, 1: 3 });
   assert.equal(index.workerTreeSize(2), 1);
 });
 

@@ -1,10 +1,10 @@
 /**
  * KV index: the KV-aware router's view of which worker holds which KV cache blocks. An
  * event-sourced radix tree (`KvIndex`) fed by workers' Stored / Removed / Cleared events,
- * answering `findMatches()` (per-worker prefix overlap in blocks; `findMatchesInto()` fills
- * an `OverlapBuffer` without allocating) for worker selection; and `ApproxPruner`, which
- * stands in for events in approximate mode (`--no-router-kv-events`) by recording routing
- * decisions with a TTL and a size bound. Pure cores: no clocks, no I/O.
+ * answering `findMatches()` (per-worker prefix overlap in blocks and tree sizes, written into a
+ * reusable `OverlapBuffer` so that routing allocates nothing) for worker selection; and
+ * `ApproxPruner`, which stands in for events in approximate mode (`--no-router-kv-events`)
+ * by recording routing decisions with a TTL and a size bound. Pure cores: no clocks, no I/O.
  * Not here: hashing tokens (runtime/tokens), decoding events (runtime/protocol, transport),
  * the cost function and selection (runtime/router).
  * @module
@@ -16,7 +16,6 @@ export {
   type KvIndexOptions,
   MAX_TREE_SIZE_BLOCKS_LIMIT,
   OverlapBuffer,
-  type OverlapScores,
   type StoredBlockInput,
   WORKER_KEY_LIMIT,
   type WorkerKey,

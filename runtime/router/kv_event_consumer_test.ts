@@ -59,8 +59,7 @@ function setup() {
     namespace: "ns",
     addressOf: () => ({ host: "127.0.0.1", port: 1 }),
   });
-  const depth = () =>
-    state.index.findMatches([1000n, 2000n, 3000n, 4000n]).scores.get(state.keyOf(W)) ?? 0;
+  const depth = () => state.index.findMatches([1000n, 2000n, 3000n, 4000n]).depthOf(state.keyOf(W));
   return { state, worker, consumer, depth, metrics };
 }
 

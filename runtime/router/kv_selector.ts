@@ -122,7 +122,7 @@ export class KvSelector implements WorkerSelector {
     this.#prepared.delete(request.requestId);
     const key = this.#state.keyOf(instanceId);
     const overlap = prepared.overlap.get(instanceId) ??
-      this.#state.index.findMatches(prepared.localHashes).scores.get(key) ?? 0;
+      this.#state.index.findMatches(prepared.localHashes, this.#overlap).depthOf(key);
     const now = this.#clock.nowMs();
     this.#state.sequences.add(request.requestId, {
       worker: key,
@@ -164,9 +164,8 @@ export class KvSelector implements WorkerSelector {
     t = now;
     const overlap = new Map<number, number>();
     if (candidates.length > 0 && localHashes.length > 0) {
-      // The allocation-free form: per-worker depths land in a reused buffer.
-      const out = this.#overlap;
-      this.#state.index.findMatchesInto(localHashes, out);
+      // Per-worker depths land in a reused buffer: no allocation per request.
+      const out = this.#state.index.findMatches(localHashes, this.#overlap);
       for (let i = 0; i < out.count; i++) {
         const instanceId = this.#state.instanceOf(out.workers[i]!);
         if (instanceId !== undefined) overlap.set(instanceId, out.depths[i]!);
