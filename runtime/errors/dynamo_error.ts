@@ -98,3 +98,12 @@ export function isConnectFailure(err: unknown): boolean {
   return err instanceof DynamoError && err.errorClass === "unavailable" &&
     NOT_STARTED_REASONS.has(err.reason);
 }
+
+/**
+ * True when the connection to a worker was lost (the worker died or went silent). A request
+ * that had produced no output yet may then be retried elsewhere: nothing reached the client.
+ */
+export function isWorkerLost(err: unknown): boolean {
+  return err instanceof DynamoError && err.errorClass === "unavailable" &&
+    err.reason === "disconnected";
+}

@@ -10,6 +10,7 @@ export {
   ERROR_CLASSES,
   type ErrorClass,
   isConnectFailure,
+  isWorkerLost,
   type WireError,
 } from "./dynamo_error.ts";
 export { httpStatusOf, type OpenAIErrorBody, toOpenAIErrorBody } from "./openai_error.ts";

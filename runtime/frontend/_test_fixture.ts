@@ -19,6 +19,25 @@ export interface FakeWorker {
   unreachable: boolean;
   /** When set, the worker refuses new streams as a draining worker does. */
   draining: boolean;
+  /**
+   * When set, the worker accepts a request, sends this many items and then its connection
+   * drops (as when the worker process dies).
+   */
+  lostAfterItems: number | undefined;
+}
+
+async function* dropAfter(
+  stream: AsyncIterable<unknown>,
+  items: number,
+  port: number,
+): AsyncGenerator<unknown> {
+  let sent = 0;
+  for await (const item of stream) {
+    if (sent === items) break;
+    sent++;
+    yield item;
+  }
+  throw new DynamoError("unavailable", "disconnected", `Lost connection to port ${port}`);
 }
 
 export function card(contextLength = 40960): ModelCard {
@@ -82,10 +101,13 @@ export async function frontendFixture(
         throw new DynamoError("unavailable", "draining", "Worker is draining");
       }
       w.received.push(payload as EngineRequest);
-      return w.engine.generate(
+      const stream = w.engine.generate(
         payload as EngineRequest,
         callOptions?.signal ?? new AbortController().signal,
       );
+      return w.lostAfterItems === undefined
+        ? stream
+        : dropAfter(stream, w.lostAfterItems, target.port);
     },
   };
   const workers: FakeWorker[] = [];
@@ -102,6 +124,7 @@ export async function frontendFixture(
       received: [],
       unreachable: false,
       draining: false,
+      lostAfterItems: undefined,
     };
     byPort.set(instanceId, w);
     workers.push(w);

@@ -256,6 +256,45 @@ Deno.test("Pipeline retries a draining worker's refusal on another worker", asyn
   }
 });
 
+Deno.test("Pipeline retries a request whose worker is lost before any output", async () => {
+  const fx = await frontendFixture({ workers: 2 });
+  try {
+    fx.workers[0]!.lostAfterItems = 0;
+    for (const stream of [false, true]) {
+      const res = await fx.role.app.request(post("/v1/chat/completions", chat({ stream })));
+      assert.equal(res.status, 200);
+      if (stream) {
+        const events = await sseEvents(res);
+        assert.equal(events.at(-1), "[DONE]");
+        assert.ok(!events.some((e) => e.includes('"error"')), events.join("\n"));
+      } else {
+        assert.equal((await res.json()).usage.completion_tokens, 8);
+      }
+    }
+    assert.equal(fx.workers[0]!.received.length, 1, "the lost worker is then left out");
+    assert.equal(fx.workers[1]!.received.length, 2);
+  } finally {
+    await fx.close();
+  }
+});
+
+Deno.test("A worker lost mid-stream fails the request instead of repeating output", async () => {
+  const fx = await frontendFixture({ workers: 2 });
+  try {
+    fx.workers[0]!.lostAfterItems = 2;
+    const res = await fx.role.app.request(
+      post("/v1/chat/completions", chat({ stream: true, max_tokens: 50 })),
+    );
+    const events = await sseEvents(res);
+    assert.equal(events.length, 4, events.join("\n"));
+    assert.equal(JSON.parse(events[2]!).error.code, "disconnected");
+    assert.equal(events[3], "[DONE]");
+    assert.equal(fx.workers[1]!.received.length, 0);
+  } finally {
+    await fx.close();
+  }
+});
+
 Deno.test("nvext.extra_fields [worker_id] reports the worker that served the request", async () => {
   const fx = await frontendFixture({ workers: 2 });
   try {

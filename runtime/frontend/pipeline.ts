@@ -1,4 +1,4 @@
-import { DynamoError, isConnectFailure } from "../errors/mod.ts";
+import { DynamoError, isConnectFailure, isWorkerLost } from "../errors/mod.ts";
 import { Logger } from "../observability/mod.ts";
 import type { EngineOutput, EngineRequest } from "../protocol/mod.ts";
 import type { RouteRequest } from "../router/mod.ts";
@@ -32,7 +32,10 @@ export interface PipelineOptions {
   readonly stages?: readonly PreRouteStage[];
   /** How long a worker that refused a connection stays out of selection. */
   readonly unreachableCooldownMs?: number;
-  /** How many workers to try when connections fail before a request reaches any. */
+  /**
+   * How many workers to try for one request while attempts fail before any output: the
+   * worker refused the connection, was draining, or was lost before its first item.
+   */
   readonly maxConnectAttempts?: number;
 }
 
@@ -45,8 +48,8 @@ export interface DispatchInfo {
  * Sends preprocessed requests to workers: runs the pre-route stages, asks the model's
  * selector for a worker, streams the worker's output, and keeps the selector's load
  * bookkeeping (routed, first token, finished) in step with the stream. A worker that cannot
- * be reached is skipped and the request goes to another; once a worker has accepted a
- * request, errors are passed on.
+ * be reached, or that is lost before the request's first output, is skipped and the request
+ * goes to another; once output has been passed on, errors are passed on too.
  */
 export class Pipeline {
   readonly #options: PipelineOptions;
@@ -72,6 +75,7 @@ export class Pipeline {
       const route = routeRequestOf(req);
       model.selector.onRouted?.(route, worker.instanceId);
       let produced = false;
+      let yielded = false;
       try {
         const stream = this.#options.caller.call(
           { host: worker.host, port: worker.port },
@@ -85,18 +89,25 @@ export class Pipeline {
             produced = true;
             model.selector.onFirstToken?.(req.request_id);
           }
+          yielded = true;
           yield out;
         }
         return;
       } catch (err) {
-        if (!isConnectFailure(err) || attempt >= maxAttempts || signal.aborted) throw err;
+        const lost = !yielded && isWorkerLost(err);
+        if (!(lost || isConnectFailure(err)) || attempt >= maxAttempts || signal.aborted) throw err;
         const cooldownMs = this.#options.unreachableCooldownMs ?? 5_000;
         model.markUnreachable(worker.instanceId, this.#options.clock.nowMs() + cooldownMs);
-        log.warn("Worker unreachable; trying another", {
-          instance_id: worker.instanceId.toString(16),
-          request_id: req.request_id,
-          error: err,
-        });
+        log.warn(
+          lost
+            ? "Worker lost before any output; trying another"
+            : "Worker unreachable; trying another",
+          {
+            instance_id: worker.instanceId.toString(16),
+            request_id: req.request_id,
+            error: err,
+          },
+        );
       } finally {
         model.selector.onFinished?.(req.request_id);
       }
