@@ -300,14 +300,27 @@ Deno.test("MockerEngine publishes its KV events in vLLM's ZMQ format when asked,
   } finally {
     await engine.stop();
   }
-  // The port is free again: the PUB socket was closed.
-  const probe = new zmq.Publisher({ linger: 0 });
-  try {
-    await probe.bind(source.endpoint);
-  } finally {
-    probe.close();
-  }
+  // The port is free again: the PUB socket was closed. ZeroMQ closes a socket on its I/O
+  // thread, so the port is released shortly after close(), not at once: retry for a while.
+  await bindWithin(source.endpoint, 3000);
 });
+
+/** Binds a PUB socket on `endpoint` (then closes it), retrying EADDRINUSE until `timeoutMs`. */
+async function bindWithin(endpoint: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const probe = new zmq.Publisher({ linger: 0 });
+    try {
+      await probe.bind(endpoint);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    } finally {
+      probe.close();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function containsBytes(haystack: Uint8Array, needle: Uint8Array): boolean {
   outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
