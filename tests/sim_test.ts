@@ -3,14 +3,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT, runDynamo } from "./_harness.ts";
 
-const CONVERSATION_TRACE = join(ROOT, "..", "shared", "traces", "conversation_trace.jsonl");
-const HAVE_CONVERSATION_TRACE = (() => {
-  try {
-    return Deno.statSync(CONVERSATION_TRACE).isFile;
-  } catch {
-    return false;
-  }
-})();
+/** The first 500 lines of the Mooncake conversation trace (see testdata/README.md). */
+const CONVERSATION_TRACE = join(ROOT, "tests", "testdata", "conversation_trace_head500.jsonl");
 
 /**
  * A small Mooncake-format trace: 7 conversations of 3 turns, interleaved in time; each turn
@@ -148,7 +142,6 @@ Deno.test("dynamo sim replays a trace, and a router-mode sweep writes a report p
 
 Deno.test({
   name: "dynamo sim replays a slice of conversation_trace.jsonl with its own token counts",
-  ignore: !HAVE_CONVERSATION_TRACE,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     try {
