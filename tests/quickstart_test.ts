@@ -192,6 +192,48 @@ Deno.test({
         );
       });
 
+      await t.step("a client that disconnects frees its worker's slot", async () => {
+        const metric = async (pattern: RegExp): Promise<number> => {
+          const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          return [...text.matchAll(pattern)].reduce((sum, m) => sum + Number(m[1]), 0);
+        };
+        const disconnected = /^dynamo_frontend_disconnected_clients (\d+)$/gm;
+        const running = /^dynamo_frontend_worker_requests_running\{[^}]*\} (\d+)$/gm;
+        const before = await metric(disconnected);
+        const abort = new AbortController();
+        const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            model: MODEL,
+            messages: [{ role: "user", content: "A very long story, please." }],
+            max_tokens: 20_000,
+            ignore_eos: true,
+            stream: true,
+          }),
+          signal: abort.signal,
+        });
+        const reader = res.body!.getReader();
+        await reader.read(); // the first chunk: the request is running on a worker
+        await eventually(
+          async () => (await metric(running)) > 0 ? true : undefined,
+          10_000,
+          "a running request",
+        );
+        abort.abort();
+        await eventually(
+          async () => (await metric(disconnected)) === before + 1 ? true : undefined,
+          10_000,
+          "the frontend to count the disconnect",
+        );
+        // The workers' published load (every 500 ms) shows the request gone.
+        await eventually(
+          async () => (await metric(running)) === 0 ? true : undefined,
+          10_000,
+          "the worker to free the request",
+        );
+      });
+
       await t.step(
         "drops a SIGKILLed worker from discovery within 15 s and keeps serving",
         async () => {
