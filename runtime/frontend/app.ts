@@ -145,7 +145,7 @@ function completionRoute<T extends { model: string; stream?: boolean | null }>(
       if (typeof named === "string" && deps.registry.isKnown(named)) labels.model = named;
       const body = spec.parse(raw);
       labels.stream = body.stream ?? false;
-      const model = lookupModel(deps.registry, body.model);
+      const model = await lookupModel(deps, body.model, c.req.raw.signal);
       const requestId = crypto.randomUUID();
       const pre = spec.preprocess(body, model, { requestId, pinnedInstanceId: pinnedWorker(c) });
       const ids = {
@@ -171,9 +171,20 @@ function modelObject(m: ServedModel): Record<string, unknown> {
   return { id: m.name, object: "model", created: 0, owned_by: "dynamo" };
 }
 
-function lookupModel(registry: ModelRegistry, name: string): ServedModel {
-  const model = registry.get(name);
-  if (model === undefined) throw unknownModel(registry, name);
+/**
+ * How long a request for a model whose first worker has just registered waits for the
+ * model's tokenizer to load (it is then served, not refused with 503).
+ */
+const MODEL_LOAD_WAIT_MS = 10_000;
+
+async function lookupModel(
+  deps: FrontendDeps,
+  name: string,
+  signal: AbortSignal,
+): Promise<ServedModel> {
+  const wait = Math.min(MODEL_LOAD_WAIT_MS, deps.requestTimeoutMs);
+  const model = await deps.registry.waitFor(name, wait, signal);
+  if (model === undefined) throw unknownModel(deps.registry, name);
   return model;
 }
 

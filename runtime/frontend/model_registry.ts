@@ -107,7 +107,8 @@ export class ModelRegistry {
     ]);
     for (const [key, value] of initial[0]) this.#apply("instances", key, value);
     for (const [key, value] of initial[1]) this.#apply("models", key, value);
-    await this.#reconcile();
+    this.#reconcile();
+    await Promise.all(this.#loading.values());
     this.#follow(BUCKETS.instances, "instances", signal);
     this.#follow(BUCKETS.models, "models", signal);
   }
@@ -120,6 +121,35 @@ export class ModelRegistry {
   get(name: string): ServedModel | undefined {
     const m = this.#models.get(name);
     return m !== undefined && m.workers.size > 0 ? m : undefined;
+  }
+
+  /**
+   * The model once it can be served. A worker that registered a moment ago becomes
+   * routable only when its model's tokenizer has loaded; a request arriving in that window
+   * waits for the load (at most `timeoutMs`, and no longer than `signal` allows) instead
+   * of being refused. Resolves `undefined` at once when nothing for `name` is loading.
+   */
+  async waitFor(
+    name: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<ServedModel | undefined> {
+    const settled = () => this.get(name) !== undefined || !this.#loading.has(name);
+    if (settled()) return this.get(name);
+    return await new Promise<ServedModel | undefined>((resolve) => {
+      const finish = () => {
+        off();
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", finish);
+        resolve(this.get(name));
+      };
+      const off = this.onChange(() => {
+        if (settled()) finish();
+      });
+      const timer = setTimeout(finish, timeoutMs);
+      signal?.addEventListener("abort", finish, { once: true });
+      if (signal?.aborted) finish();
+    });
   }
 
   /**
@@ -149,7 +179,7 @@ export class ModelRegistry {
     (async () => {
       for await (const ev of this.#discovery.watch(bucket as never, signal)) {
         this.#apply(kind, ev.key, ev.kind === "added" ? ev.value : undefined);
-        await this.#reconcile();
+        this.#reconcile();
       }
     })().catch((err) => {
       if (!signal.aborted) log.error("Discovery watch failed", { bucket, error: err });
@@ -170,8 +200,12 @@ export class ModelRegistry {
     if (kind === "models" && v.type === "Model") this.#cards.set(id, v);
   }
 
-  /** Rebuilds worker sets from the endpoint and card maps; loads tokenizers as needed. */
-  async #reconcile(): Promise<void> {
+  /**
+   * Brings every loaded model's worker set in line with the endpoint and card maps, at
+   * once, and starts loading the tokenizer of any model seen for the first time; that
+   * model's workers join when its load finishes. A load never holds up other models.
+   */
+  #reconcile(): void {
     const wanted = new Map<string, Map<number, ServingWorker>>();
     const cardsByName = new Map<string, ModelCard>();
     for (const [id, model] of this.#cards) {
@@ -184,7 +218,9 @@ export class ModelRegistry {
       wanted.get(name)!.set(id, worker);
       if (!cardsByName.has(name)) cardsByName.set(name, model.card_json);
     }
-    await Promise.all([...cardsByName].map(([name, card]) => this.#ensureModel(name, card)));
+    for (const [name, card] of cardsByName) {
+      if (!this.#models.has(name)) this.#load(name, card);
+    }
     let changed = false;
     for (const [name, entry] of this.#models) {
       const target = wanted.get(name) ?? new Map<number, ServingWorker>();
@@ -203,28 +239,35 @@ export class ModelRegistry {
         }
       }
     }
-    if (changed) { for (const l of this.#listeners) l(); }
+    if (changed) this.#notify();
   }
 
-  async #ensureModel(name: string, card: ModelCard): Promise<void> {
-    if (this.#models.has(name)) return;
-    let loading = this.#loading.get(name);
-    if (loading === undefined) {
-      loading = (async () => {
-        try {
-          const tokenizer = await this.#options.tokenizers.get(card.tokenizer_dir);
-          const selector = this.#options.createSelector(card);
-          this.#models.set(name, new ModelEntry(card, tokenizer, selector));
-          log.info("Model available", { model: name, tokenizer_dir: card.tokenizer_dir });
-        } catch (err) {
-          log.error("Cannot load the model's tokenizer", { model: name, error: err });
-        } finally {
-          this.#loading.delete(name);
-        }
-      })();
-      this.#loading.set(name, loading);
-    }
-    await loading;
+  #notify(): void {
+    for (const l of this.#listeners) l();
+  }
+
+  /** Loads a model's tokenizer once; when it is in, its workers join (see `#reconcile`). */
+  #load(name: string, card: ModelCard): void {
+    if (this.#loading.has(name)) return;
+    const loading = (async () => {
+      let loaded = false;
+      try {
+        const tokenizer = await this.#options.tokenizers.get(card.tokenizer_dir);
+        const selector = this.#options.createSelector(card);
+        this.#models.set(name, new ModelEntry(card, tokenizer, selector));
+        loaded = true;
+        log.info("Model available", { model: name, tokenizer_dir: card.tokenizer_dir });
+      } catch (err) {
+        // Tried again on the next discovery change, as before.
+        log.error("Cannot load the model's tokenizer", { model: name, error: err });
+      } finally {
+        this.#loading.delete(name);
+      }
+      if (loaded) this.#reconcile();
+      // Wakes whoever waits on this load, also when it failed and nothing changed.
+      this.#notify();
+    })();
+    this.#loading.set(name, loading);
   }
 }
 
