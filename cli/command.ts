@@ -20,8 +20,7 @@ export function commandHelp(cmd: Command): string {
     `Usage: dynamo ${cmd.name} ${cmd.usage}`,
     "",
     "Flags:",
-    formatFlags(cmd.flags),
-    "  -h, --help                        Show this help",
+    formatFlags(cmd.flags, [{ left: "-h, --help", right: "Show this help" }]),
   ];
   if (cmd.details !== undefined) parts.push("", cmd.details);
   return parts.join("\n");

@@ -151,8 +151,11 @@ function describeParseError(err: unknown): string {
   return message.replace(/\. To specify a positional argument.*$/s, "");
 }
 
-/** Renders the flag table for --help. */
-export function formatFlags(specs: readonly FlagSpec[]): string {
+/** Renders the flag table for --help; `extra` rows (e.g. `-h, --help`) align with it. */
+export function formatFlags(
+  specs: readonly FlagSpec[],
+  extra: readonly { left: string; right: string }[] = [],
+): string {
   const rows = specs.map((s) => {
     const value = s.type === "boolean"
       ? ""
@@ -165,7 +168,7 @@ export function formatFlags(specs: readonly FlagSpec[]): string {
     if (s.default !== undefined) notes.push(`default: ${String(s.default)}`);
     if (s.env !== undefined) notes.push(`env: ${s.env}`);
     return { left, right: s.help + (notes.length > 0 ? ` (${notes.join("; ")})` : "") };
-  });
+  }).concat(extra);
   const width = Math.min(34, Math.max(...rows.map((r) => r.left.length)) + 2);
   // A flag too long for the column gets its description on the next line.
   return rows.map((r) =>
