@@ -49,7 +49,14 @@ export function resolveCommon(args: ParsedArgs): CommonConfig {
   return config;
 }
 
-/** Resolves when SIGINT or SIGTERM arrives (or the parent dies, see `watchParent`). */
+/**
+ * Resolves when SIGINT or SIGTERM arrives (or the parent dies, see `watchParent`).
+ * `dispose()` stops the parent watch but leaves the signal handlers in place, absorbing
+ * further signals: removing them would restore the default action, and a second SIGTERM
+ * in the last moments of an orderly shutdown (a supervisor that repeats itself) would turn
+ * exit code 0 into death by signal. Only for a process's own entry point, which exits soon
+ * after.
+ */
 export function shutdownSignal(): { promise: Promise<string>; dispose(): void } {
   let resolve!: (name: string) => void;
   const promise = new Promise<string>((r) => (resolve = r));
@@ -67,7 +74,6 @@ export function shutdownSignal(): { promise: Promise<string>; dispose(): void } 
   return {
     promise,
     dispose() {
-      for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
       stopParentWatch();
     },
   };

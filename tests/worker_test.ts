@@ -124,3 +124,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dynamo worker exits 0 when SIGTERM repeats while it shuts down",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "dynamo-worker-" });
+    const worker = new RunningDynamo([
+      "worker",
+      "--model-path",
+      QWEN3_TOKENIZER_DIR,
+      "--model-name",
+      MODEL,
+      "--discovery-dir",
+      dir,
+    ]);
+    try {
+      await worker.waitForLine(/Worker ready/, 30_000);
+      // A supervisor that repeats itself: SIGTERM every millisecond until the worker is gone.
+      // Each one must be absorbed, up to the moment it exits.
+      let exited = false;
+      const status = worker.child.status.finally(() => (exited = true));
+      while (!exited) {
+        try {
+          worker.child.kill("SIGTERM");
+        } catch {
+          break; // already gone
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      const { code, signal } = await status;
+      assert.deepEqual(
+        { code, signal },
+        { code: 0, signal: null },
+        worker.lines.slice(-10).join("\n"),
+      );
+    } finally {
+      await worker.stop("SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
