@@ -8,6 +8,18 @@ import OpenAI from "openai";
 import { QWEN3_TOKENIZER_DIR } from "../runtime/llm/testing.ts";
 import { eventually, freePort, MODEL, runDynamo, RunningDynamo } from "./_harness.ts";
 
+/** `dynamo worker` (the mocker) serving the bundled Qwen3 tokenizer as MODEL. */
+function mockerWorker(...flags: string[]): RunningDynamo {
+  return new RunningDynamo([
+    "worker",
+    "--model-path",
+    QWEN3_TOKENIZER_DIR,
+    "--model-name",
+    MODEL,
+    ...flags,
+  ]);
+}
+
 Deno.test({
   name: "dynamo worker frees a disconnected client's slot and drains in-flight requests on SIGTERM",
   sanitizeResources: false,
@@ -24,16 +36,7 @@ Deno.test({
       String(port),
       ...common,
     ]);
-    const worker = new RunningDynamo([
-      "worker",
-      "--model-path",
-      QWEN3_TOKENIZER_DIR,
-      "--model-name",
-      MODEL,
-      "--speedup-ratio",
-      "2",
-      ...common,
-    ]);
+    const worker = mockerWorker("--speedup-ratio", "2", ...common);
     const client = new OpenAI({
       baseURL: `http://127.0.0.1:${port}/v1`,
       apiKey: "x",
@@ -131,15 +134,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "dynamo-worker-" });
-    const worker = new RunningDynamo([
-      "worker",
-      "--model-path",
-      QWEN3_TOKENIZER_DIR,
-      "--model-name",
-      MODEL,
-      "--discovery-dir",
-      dir,
-    ]);
+    const worker = mockerWorker("--discovery-dir", dir);
     try {
       await worker.waitForLine(/Worker ready/, 30_000);
       // A supervisor that repeats itself: SIGTERM every millisecond until the worker is gone.
