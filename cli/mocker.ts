@@ -217,32 +217,30 @@ async function serveStandIn(standIn: RunnableStandIn): Promise<number> {
     ["SIGTERM", () => stop("SIGTERM")],
     ["SIGINT", () => stop("SIGINT")],
   ];
+  // Never removed: as with `shutdownSignal()`, removing them would restore the default
+  // action, and a repeated SIGTERM late in the shutdown would kill us by signal.
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
-  try {
-    // As the engines: the HTTP server starts only once the engine is up.
-    await standIn.start();
-    const server = Deno.serve({
-      hostname: standIn.host,
-      port: standIn.port,
-      onListen: ({ hostname, port }) =>
-        log.info(`${standIn.label} stand-in ready`, {
-          url: `http://${hostname}:${port}`,
-          ...standIn.describe(),
-          pid: Deno.pid,
-        }),
-    }, standIn.app.fetch);
-    const why = await stopped;
-    log.info("Shutting down", { reason: why });
-    // The engine first: its streams end ("abort"), so the server has nothing left to drain.
-    await standIn.stop();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      server.shutdown(),
-      new Promise((r) => (timer = setTimeout(r, 5_000))),
-    ]);
-    clearTimeout(timer);
-    return 0;
-  } finally {
-    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
-  }
+  // As the engines: the HTTP server starts only once the engine is up.
+  await standIn.start();
+  const server = Deno.serve({
+    hostname: standIn.host,
+    port: standIn.port,
+    onListen: ({ hostname, port }) =>
+      log.info(`${standIn.label} stand-in ready`, {
+        url: `http://${hostname}:${port}`,
+        ...standIn.describe(),
+        pid: Deno.pid,
+      }),
+  }, standIn.app.fetch);
+  const why = await stopped;
+  log.info("Shutting down", { reason: why });
+  // The engine first: its streams end ("abort"), so the server has nothing left to drain.
+  await standIn.stop();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    server.shutdown(),
+    new Promise((r) => (timer = setTimeout(r, 5_000))),
+  ]);
+  clearTimeout(timer);
+  return 0;
 }
