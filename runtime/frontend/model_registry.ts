@@ -205,7 +205,7 @@ export class ModelRegistry {
    * once, and starts loading the tokenizer of any model seen for the first time; that
    * model's workers join when its load finishes. A load never holds up other models.
    */
-  #reconcile(): void {
+  #reconcile(alwaysNotify = false): void {
     const wanted = new Map<string, Map<number, ServingWorker>>();
     const cardsByName = new Map<string, ModelCard>();
     for (const [id, model] of this.#cards) {
@@ -239,7 +239,7 @@ export class ModelRegistry {
         }
       }
     }
-    if (changed) this.#notify();
+    if (changed || alwaysNotify) this.#notify();
   }
 
   #notify(): void {
@@ -263,9 +263,10 @@ export class ModelRegistry {
       } finally {
         this.#loading.delete(name);
       }
-      if (loaded) this.#reconcile();
-      // Wakes whoever waits on this load, also when it failed and nothing changed.
-      this.#notify();
+      // Wakes whoever waits on this load, also when nothing changed (it failed, or the
+      // model's workers left meanwhile).
+      if (loaded) this.#reconcile(true);
+      else this.#notify();
     })();
     this.#loading.set(name, loading);
   }
